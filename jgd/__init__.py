@@ -1,0 +1,81 @@
+"""jgd: gradient-based optimizers for JAX, as pytree values with optax's protocol.
+
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    params = jgd.apply_updates(params, updates)
+
+Everyday names are re-exported here; ``jgd.schedules``, ``jgd.tree`` (and the
+training, loss and lab modules) stay namespaces.
+"""
+
+from jgd import schedules, tree
+from jgd.base import (
+    EmptyState,
+    Schedule,
+    Static,
+    Transform,
+    apply_updates,
+    chain,
+    identity,
+)
+from jgd.optimizers import adagrad, adam, adamw, gd, rmsprop, sgd
+from jgd.transforms import (
+    AddDecayedWeightsState,
+    ScaleByAdamState,
+    ScaleByRmsState,
+    ScaleByRmsWithCountState,
+    ScaleByRssState,
+    ScaleByRStdDevState,
+    ScaleByRStdDevWithCountState,
+    ScaleByScheduleState,
+    TraceState,
+    add_decayed_weights,
+    clip,
+    clip_by_global_norm,
+    scale,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+    trace,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddDecayedWeightsState",
+    "EmptyState",
+    "Schedule",
+    "ScaleByAdamState",
+    "ScaleByRStdDevState",
+    "ScaleByRStdDevWithCountState",
+    "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
+    "ScaleByRssState",
+    "ScaleByScheduleState",
+    "Static",
+    "TraceState",
+    "Transform",
+    "adagrad",
+    "adam",
+    "adamw",
+    "add_decayed_weights",
+    "apply_updates",
+    "chain",
+    "clip",
+    "clip_by_global_norm",
+    "gd",
+    "identity",
+    "rmsprop",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "scale_by_rss",
+    "scale_by_stddev",
+    "schedules",
+    "sgd",
+    "trace",
+    "tree",
+]

@@ -1,0 +1,466 @@
+"""The transform protocol that everything in jgd stands on.
+
+Holds: ``register`` (turns a class into a frozen dataclass registered as a JAX
+pytree: numeric hyperparameters are leaves, configuration is static), the
+``Transform`` and ``Schedule`` base classes, ``Static`` (carries a callable or
+a foreign transform as static configuration), ``EmptyState``, ``identity``,
+``chain``, ``apply_updates``, and the argument checks every factory uses to
+reject bad input early with a message that names the public function.
+
+A transform has optax's signature and sign convention::
+
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params)
+    params = apply_updates(params, updates)
+
+This module imports nothing from jgd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import inspect
+import numbers
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Chain",
+    "EmptyState",
+    "Identity",
+    "Schedule",
+    "Static",
+    "Transform",
+    "apply_updates",
+    "chain",
+    "identity",
+    "register",
+    "static_field",
+]
+
+
+# --------------------------------------------------------------------------
+# Values: frozen dataclasses registered as pytrees.
+# --------------------------------------------------------------------------
+
+
+def static_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field that is static configuration, not a pytree leaf.
+
+    Static fields (booleans, dtypes, step counts of schedules, masks given as
+    callables) change the compiled program; a new value means a new trace.
+    """
+    return dataclasses.field(default=default, metadata={"static": True}, **kwargs)
+
+
+def register(cls: type) -> type:
+    """Make ``cls`` a frozen dataclass and register it as a JAX pytree.
+
+    Fields made with ``static_field`` go into the treedef (hashable, compared
+    by jit's cache); all others are children, so Python floats, arrays and
+    nested jgd values become leaves that ``jit`` traces, ``vmap`` batches and
+    ``grad`` differentiates. Unflattening bypasses ``__init__`` so that
+    validation runs only when a user builds the value, never on tracers.
+    """
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    fields = dataclasses.fields(cls)
+    data = tuple(f.name for f in fields if not f.metadata.get("static"))
+    meta = tuple(f.name for f in fields if f.metadata.get("static"))
+    keys = tuple(jax.tree_util.GetAttrKey(n) for n in data)
+
+    def flatten_with_keys(x):
+        return [(k, getattr(x, n)) for k, n in zip(keys, data)], tuple(
+            getattr(x, n) for n in meta
+        )
+
+    def flatten(x):
+        return [getattr(x, n) for n in data], tuple(getattr(x, n) for n in meta)
+
+    def unflatten(aux, children):
+        obj = object.__new__(cls)
+        for n, v in zip(data, children):
+            object.__setattr__(obj, n, v)
+        for n, v in zip(meta, aux):
+            object.__setattr__(obj, n, v)
+        return obj
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+    return cls
+
+
+class Static:
+    """Carries a callable (a schedule, a mask function) or a foreign transform
+    (an optax ``GradientTransformation``) as static configuration.
+
+    A plain function cannot be a pytree leaf, so jgd values wrap it: it then
+    lives in the treedef, compared by identity, and ``jit`` recompiles only
+    when a different function is given. It calls through and exposes
+    ``init``/``update`` of what it wraps.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __call__(self, *args, **kwargs):
+        return self.value(*args, **kwargs)
+
+    def init(self, params):
+        return self.value.init(params)
+
+    def update(self, updates, state, params=None, **extra_args):
+        fn = self.value.update
+        if extra_args and _takes_var_keyword(fn):
+            return fn(updates, state, params, **extra_args)
+        return fn(updates, state, params)
+
+    def __eq__(self, other):
+        return isinstance(other, Static) and (
+            self.value is other.value or self.value == other.value
+        )
+
+    def __hash__(self):
+        try:
+            return hash(self.value)
+        except TypeError:
+            return id(self.value)
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+jax.tree_util.register_pytree_node(Static, lambda s: ((), s.value), lambda v, _: Static(v))
+
+
+def _takes_var_keyword(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class Value:
+    """Base of jgd's values (transforms and schedules).
+
+    ``__post_init__`` wraps callables held in data fields in ``Static`` and
+    then runs ``check()``, where subclasses validate concrete hyperparameters.
+    """
+
+    _api = "jgd"  # public name used in error messages
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if f.metadata.get("static"):
+                continue
+            v = getattr(self, f.name)
+            if callable(v) and not isinstance(v, (Value, Static)):
+                object.__setattr__(self, f.name, Static(v))
+        self.check()
+
+    def check(self) -> None:
+        """Validate concrete hyperparameters (tracers are skipped)."""
+
+    def replace(self, **changes):
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+
+class Transform(Value):
+    """A gradient transformation: ``init(params)`` and ``update(updates, state,
+    params=None)``, pure, with optax's signature and sign convention."""
+
+    def init(self, params):
+        raise NotImplementedError
+
+    def update(self, updates, state, params=None, **extra_args):
+        raise NotImplementedError
+
+
+class Schedule(Value):
+    """A step-size schedule: ``schedule(count) -> value``, a pytree value."""
+
+    def __call__(self, count):
+        raise NotImplementedError
+
+
+def is_transform(x: Any) -> bool:
+    """True for anything with optax's ``init``/``update`` pair."""
+    return callable(getattr(x, "init", None)) and callable(getattr(x, "update", None))
+
+
+# --------------------------------------------------------------------------
+# Error messages that name the public function.
+# --------------------------------------------------------------------------
+
+_API_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "jgd_api_name", default=None
+)
+
+
+@contextlib.contextmanager
+def api_name(name: str):
+    """Inside this block, argument errors name ``name`` (e.g. ``jgd.adam``)
+    instead of the building block that found them."""
+    token = _API_NAME.set(_API_NAME.get() or name)
+    try:
+        yield
+    finally:
+        _API_NAME.reset(token)
+
+
+def owner_name(owner: Any) -> str:
+    """The public name to put in front of an error message."""
+    return _API_NAME.get() or getattr(owner, "_api", str(owner))
+
+
+def _is_tracer(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _describe(lo, hi, lo_open, hi_open) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi}"
+    return "finite"
+
+
+def check_number(
+    owner: Any,
+    arg: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    schedule: bool = False,
+    none: bool = False,
+) -> None:
+    """Raise unless ``value`` is a finite number in the given range.
+
+    Tracers pass (a hyperparameter traced by ``jit``/``vmap``/``grad`` cannot
+    be checked); with ``schedule=True`` a callable passes, with ``none=True``
+    ``None`` passes.
+    """
+    if value is None and none:
+        return
+    if schedule and callable(value):
+        return
+    if _is_tracer(value):
+        return
+    name = owner_name(owner)
+    kind = "a number or a schedule" if schedule else "a number"
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Number) or hasattr(value, "dtype")
+    ):
+        raise TypeError(
+            f"{name}: {arg} must be {kind}; got {value!r} ({type(value).__name__})."
+        )
+    arr = np.asarray(value)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name}: {arg} must be {kind}; got dtype {arr.dtype}.")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(arr)
+        if lo is not None:
+            bad |= (arr <= lo) if lo_open else (arr < lo)
+        if hi is not None:
+            bad |= (arr >= hi) if hi_open else (arr > hi)
+    if bad.any():
+        rng = _describe(lo, hi, lo_open, hi_open)
+        if rng == "finite" or rng.startswith("in "):
+            what = rng
+        else:
+            what = f"finite and {rng}"
+        raise ValueError(f"{name}: {arg} must be {what}; got {value!r}.")
+
+
+def check_int(owner: Any, arg: str, value: Any, lo: int = 0) -> None:
+    """Raise unless ``value`` is a Python (or NumPy) integer ``>= lo``."""
+    name = owner_name(owner)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name}: {arg} must be an integer >= {lo}; "
+            f"got {value!r} ({type(value).__name__})."
+        )
+    if value < lo:
+        raise ValueError(f"{name}: {arg} must be an integer >= {lo}; got {value!r}.")
+
+
+def check_dtype(owner: Any, arg: str, value: Any) -> Any:
+    """Return ``value`` as a canonical ``jnp.dtype`` (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    try:
+        return jnp.dtype(value)
+    except TypeError:
+        raise TypeError(
+            f"{owner_name(owner)}: {arg} must be a dtype or None; got {value!r}."
+        ) from None
+
+
+# --------------------------------------------------------------------------
+# The smallest transforms: identity and chain, and apply_updates.
+# --------------------------------------------------------------------------
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless transform (matches ``optax.EmptyState``)."""
+
+
+@register
+class Identity(Transform):
+    """Leave updates unchanged.
+
+    Update:
+        u = g
+
+    Matches: optax.identity().
+    """
+
+    _api = "jgd.identity"
+
+    def init(self, params):
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        return updates, state
+
+
+identity = Identity
+
+
+@register
+class Chain(Transform):
+    """Apply transforms one after another; the state is the tuple of their
+    states.
+
+    jgd and optax transforms mix freely: an optax ``GradientTransformation`` is
+    carried as static configuration, a jgd transform as a pytree of its
+    hyperparameters.
+
+    Update:
+        u = tx_n(...tx_2(tx_1(g)))
+
+    Example:
+        >>> import jgd, jax.numpy as jnp
+        >>> tx = jgd.chain(jgd.clip(1.0), jgd.scale(-0.1))
+        >>> updates, _ = tx.update({"w": jnp.array([5.0])}, tx.init(None))
+        >>> updates["w"]
+        Array([-0.1], dtype=float32)
+
+    Matches: optax.chain(*transforms).
+    """
+
+    transforms: tuple = ()
+
+    _api = "jgd.chain"
+
+    def __post_init__(self):
+        items = []
+        for t in self.transforms:
+            if isinstance(t, (Transform, Static)):
+                items.append(t)
+            elif is_transform(t):
+                items.append(Static(t))
+            else:
+                raise TypeError(
+                    "jgd.chain: every argument must be a transform with init and "
+                    f"update (jgd or optax); got {t!r} ({type(t).__name__})."
+                )
+        object.__setattr__(self, "transforms", tuple(items))
+
+    def init(self, params):
+        return tuple(t.init(params) for t in self.transforms)
+
+    def update(self, updates, state, params=None, **extra_args):
+        if not isinstance(state, tuple) or len(state) != len(self.transforms):
+            raise TypeError(
+                f"jgd.chain: state must be the tuple of {len(self.transforms)} "
+                "states returned by init; got "
+                f"{type(state).__name__} of length {len(state) if isinstance(state, tuple) else '?'}."
+            )
+        new_state = []
+        for t, s in zip(self.transforms, state):
+            updates, s = t.update(updates, s, params, **extra_args)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+
+def chain(*transforms: Any) -> Chain:
+    """Compose transforms left to right (see ``Chain``)."""
+    return Chain(tuple(transforms))
+
+
+def apply_updates(params: Any, updates: Any) -> Any:
+    """Add ``updates`` to ``params`` leaf by leaf, keeping each param's dtype.
+
+    The sum is formed in the wider of the two dtypes and rounded once to the
+    param's dtype, so bf16 params with float32 updates stay bf16.
+
+    Update:
+        p = p + u
+
+    Example:
+        >>> import jgd, jax.numpy as jnp
+        >>> jgd.apply_updates({"w": jnp.array(2.0)}, {"w": jnp.array(0.24)})
+        {'w': Array(2.24, dtype=float32)}
+
+    Raises:
+        TypeError: when the two trees differ (the first differing path is named).
+
+    Matches: optax.apply_updates.
+    """
+    _check_same_tree("jgd.apply_updates", "updates", updates, "params", params)
+
+    def add(p, u):
+        if u is None:
+            return p
+        p, u = jnp.asarray(p), jnp.asarray(u)
+        dt = jnp.promote_types(p.dtype, u.dtype)
+        return (p.astype(dt) + u.astype(dt)).astype(p.dtype)
+
+    return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
+
+
+def _check_same_tree(name: str, a_name: str, a: Any, b_name: str, b: Any) -> None:
+    """TypeError naming the first path where trees ``a`` and ``b`` differ in
+    structure or leaf shape. Static, so free under ``jit``."""
+    is_none = lambda x: x is None  # noqa: E731
+    pa = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_none)[0]
+    pb = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_none)[0]
+    if jax.tree.structure(a, is_leaf=is_none) == jax.tree.structure(b, is_leaf=is_none):
+        for (path, x), (_, y) in zip(pa, pb):
+            if x is None or y is None:
+                continue
+            if np.shape(x) != np.shape(y):
+                raise TypeError(
+                    f"{name}: {a_name} and {b_name} differ in shape at "
+                    f"{jax.tree_util.keystr(path) or '<root>'}: "
+                    f"{np.shape(x)} vs {np.shape(y)}."
+                )
+        return
+    keys_a = [jax.tree_util.keystr(p) for p, _ in pa]
+    keys_b = [jax.tree_util.keystr(p) for p, _ in pb]
+    first = next(
+        (i for i, (x, y) in enumerate(zip(keys_a, keys_b)) if x != y),
+        min(len(keys_a), len(keys_b)),
+    )
+    at_a = keys_a[first] if first < len(keys_a) else "<nothing>"
+    at_b = keys_b[first] if first < len(keys_b) else "<nothing>"
+    raise TypeError(
+        f"{name}: the {a_name} tree does not match the {b_name} tree; first "
+        f"difference at leaf {first}: {a_name} has {at_a or '<root>'}, "
+        f"{b_name} has {at_b or '<root>'}.\n"
+        f"  {a_name}: {jax.tree.structure(a, is_leaf=is_none)}\n"
+        f"  {b_name}: {jax.tree.structure(b, is_leaf=is_none)}"
+    )

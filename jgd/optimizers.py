@@ -1,0 +1,284 @@
+"""Optimizers: each a short ``chain`` of building blocks under its equations.
+
+Holds ``gd`` (plain gradient descent, as the tutorials write it), ``sgd``
+(momentum, Nesterov), ``rmsprop`` (centered, momentum, Nesterov), ``adagrad``,
+``adam`` and ``adamw``.
+
+An optimizer is a value: a frozen dataclass whose fields are optax's
+arguments, printable (``print(jgd.adam(1e-3))``), a pytree whose numeric
+hyperparameters are leaves, and a transform whose ``init``/``update`` run the
+chain that ``recipe()`` returns. ``learning_rate`` is a float or a schedule
+everywhere. Its state is exactly the chain's state, so it equals optax's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jgd.base import Chain, Identity, Transform, api_name, chain, register, static_field
+from jgd.transforms import (
+    add_decayed_weights,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+    trace,
+)
+
+__all__ = ["adagrad", "adam", "adamw", "gd", "rmsprop", "sgd"]
+
+
+class Optimizer(Transform):
+    """An optimizer: a named, printable recipe of transforms."""
+
+    def recipe(self) -> Chain:
+        """The chain of building blocks this optimizer is."""
+        raise NotImplementedError
+
+    def check(self):
+        with api_name(self._api):  # build once so bad arguments fail now
+            self.recipe()
+
+    def init(self, params):
+        with api_name(self._api):
+            return self.recipe().init(params)
+
+    def update(self, updates, state, params=None, **extra_args):
+        with api_name(self._api):
+            return self.recipe().update(updates, state, params, **extra_args)
+
+
+@register
+class Gd(Optimizer):
+    """Plain (full-batch) gradient descent, as the tutorials write it.
+
+    Update:
+        w = w - learning_rate * dL/dw
+
+    Args:
+        learning_rate: float >= 0 or a schedule.
+
+    Example:
+        >>> import jgd, jax.numpy as jnp
+        >>> opt = jgd.gd(0.01)
+        >>> u, _ = opt.update(jnp.array(-24.0), opt.init(jnp.array(2.0)))
+        >>> jgd.apply_updates(jnp.array(2.0), u)
+        Array(2.24, dtype=float32)
+
+    Matches: optax.sgd(learning_rate) (state without optax's empty momentum
+    slot).
+    """
+
+    learning_rate: Any
+
+    _api = "jgd.gd"
+
+    def recipe(self):
+        return chain(scale_by_learning_rate(self.learning_rate))
+
+
+gd = Gd
+
+
+@register
+class Sgd(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    Update:
+        trace = g + momentum * trace                (momentum given)
+        d = trace, or g + momentum * trace (nesterov), or g (no momentum)
+        w = w - learning_rate * d
+
+    Args:
+        learning_rate: float >= 0 or a schedule.
+        momentum: None (plain SGD) or in [0, 1).
+        nesterov: Nesterov momentum (static).
+        accumulator_dtype: dtype of the momentum buffer (static).
+
+    References: Robbins & Monro, 1951; Polyak, 1964; Sutskever et al., 2013.
+
+    Matches: optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype).
+    """
+
+    learning_rate: Any
+    momentum: Any = None
+    nesterov: bool = static_field(False)
+    accumulator_dtype: Any = static_field(None)
+
+    _api = "jgd.sgd"
+
+    def recipe(self):
+        if self.momentum is None:
+            first = Identity()
+        else:
+            first = trace(self.momentum, self.nesterov, self.accumulator_dtype)
+        return chain(first, scale_by_learning_rate(self.learning_rate))
+
+
+sgd = Sgd
+
+
+@register
+class Rmsprop(Optimizer):
+    """RMSprop: divide by a running root-mean-square of the gradients.
+
+    Update:
+        nu = decay * nu + (1 - decay) * g**2
+        d = g / sqrt(nu + eps)                 (centered: nu - mu**2 inside)
+        trace = -learning_rate * d + momentum * trace   (momentum given)
+        w = w + trace   (or w - learning_rate * d without momentum)
+
+    Args:
+        learning_rate: float >= 0 or a schedule.
+        decay: in [0, 1), default 0.9.
+        eps: >= 0, default 1e-8.
+        initial_scale: >= 0, default 0.
+        eps_in_sqrt, centered, nesterov, bias_correction: static flags.
+        momentum: None or in [0, 1).
+
+    References: Hinton et al., lecture 6e, 2012; Graves, 2013 (centered).
+
+    Matches: optax.rmsprop(...) with the same arguments.
+    """
+
+    learning_rate: Any
+    decay: Any = 0.9
+    eps: Any = 1e-8
+    initial_scale: Any = 0.0
+    eps_in_sqrt: bool = static_field(True)
+    centered: bool = static_field(False)
+    momentum: Any = None
+    nesterov: bool = static_field(False)
+    bias_correction: bool = static_field(False)
+
+    _api = "jgd.rmsprop"
+
+    def recipe(self):
+        kind = scale_by_stddev if self.centered else scale_by_rms
+        rescale = kind(
+            self.decay, self.eps, self.initial_scale, self.eps_in_sqrt, self.bias_correction
+        )
+        last = Identity() if self.momentum is None else trace(self.momentum, self.nesterov)
+        return chain(rescale, scale_by_learning_rate(self.learning_rate), last)
+
+
+rmsprop = Rmsprop
+
+
+@register
+class Adagrad(Optimizer):
+    """AdaGrad: divide by the root of the sum of all squared gradients.
+
+    Update:
+        s = s + g**2
+        w = w - learning_rate * g / sqrt(s + eps)
+
+    Args:
+        learning_rate: float >= 0 or a schedule.
+        initial_accumulator_value: >= 0, default 0.1.
+        eps: >= 0, default 1e-7.
+
+    References: Duchi, Hazan & Singer, 2011.
+
+    Matches: optax.adagrad(learning_rate, initial_accumulator_value, eps).
+    """
+
+    learning_rate: Any
+    initial_accumulator_value: Any = 0.1
+    eps: Any = 1e-7
+
+    _api = "jgd.adagrad"
+
+    def recipe(self):
+        return chain(
+            scale_by_rss(self.initial_accumulator_value, self.eps),
+            scale_by_learning_rate(self.learning_rate),
+        )
+
+
+adagrad = Adagrad
+
+
+@register
+class Adam(Optimizer):
+    """Adam: momentum on the gradient, RMSprop on its square, bias-corrected.
+
+    Update (t = step, 1-based):
+        mu = b1 * mu + (1 - b1) * g
+        nu = b2 * nu + (1 - b2) * g**2
+        w = w - learning_rate * (mu / (1 - b1**t)) / (sqrt(nu / (1 - b2**t) + eps_root) + eps)
+
+    Args:
+        learning_rate: float >= 0 or a schedule.
+        b1, b2: in [0, 1), defaults 0.9 and 0.999.
+        eps, eps_root: >= 0, defaults 1e-8 and 0.
+        mu_dtype: dtype of the first moment (static).
+        nesterov: NAdam (static, keyword-only).
+
+    Example:
+        >>> import jgd
+        >>> print(jgd.adam(1e-3))
+        Adam(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, mu_dtype=None, nesterov=False)
+
+    References: Kingma & Ba, 2014, Algorithm 1.
+
+    Matches: optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=).
+    """
+
+    learning_rate: Any
+    b1: Any = 0.9
+    b2: Any = 0.999
+    eps: Any = 1e-8
+    eps_root: Any = 0.0
+    mu_dtype: Any = static_field(None)
+    nesterov: bool = static_field(False, kw_only=True)
+
+    _api = "jgd.adam"
+
+    def _scale_by_adam(self):
+        return scale_by_adam(
+            self.b1, self.b2, self.eps, self.eps_root, self.mu_dtype, nesterov=self.nesterov
+        )
+
+    def recipe(self):
+        return chain(self._scale_by_adam(), scale_by_learning_rate(self.learning_rate))
+
+
+adam = Adam
+
+
+@register
+class Adamw(Adam):
+    """AdamW: Adam with weight decay decoupled from the gradient.
+
+    Update:
+        d = adam_direction(g)                       (as in ``adam``)
+        w = w - learning_rate * (d + weight_decay * w)   (where mask is True)
+
+    Args:
+        as ``adam``, plus
+        weight_decay: float >= 0 or a schedule, default 1e-4.
+        mask: pytree of bools or callable ``params -> pytree``; None decays all.
+
+    References: Loshchilov & Hutter, "Decoupled Weight Decay Regularization",
+    2019, Algorithm 2.
+
+    Matches: optax.adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype,
+    weight_decay, mask, nesterov=).
+    """
+
+    weight_decay: Any = 1e-4
+    mask: Any = None
+
+    _api = "jgd.adamw"
+
+    def recipe(self):
+        return chain(
+            self._scale_by_adam(),
+            add_decayed_weights(self.weight_decay, self.mask),
+            scale_by_learning_rate(self.learning_rate),
+        )
+
+
+adamw = Adamw

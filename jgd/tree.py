@@ -1,0 +1,99 @@
+"""The few pytree and scalar helpers the transforms share.
+
+Holds: ``zeros_like``/``full_like`` (state initialisation), ``cast``,
+``check_same_structure`` (a static tree check naming the first differing path),
+``safe_increment`` (the saturating int32 step counter), ``promote`` (explicit
+dtype promotion, so the math passes under strict promotion), ``coef`` (a scalar
+hyperparameter as a leaf's dtype), ``bias_correction`` and ``global_norm``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jgd.base import _check_same_tree, owner_name
+
+__all__ = [
+    "bias_correction",
+    "cast",
+    "check_same_structure",
+    "coef",
+    "full_like",
+    "global_norm",
+    "promote",
+    "safe_increment",
+    "zeros_like",
+]
+
+
+def zeros_like(tree: Any, dtype: Any = None) -> Any:
+    """A tree of zeros shaped like ``tree`` (in ``dtype`` when given)."""
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+
+
+def full_like(tree: Any, fill_value: Any, dtype: Any = None) -> Any:
+    """A tree filled with ``fill_value`` shaped like ``tree``."""
+    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+
+
+def cast(tree: Any, dtype: Any) -> Any:
+    """Cast every leaf to ``dtype``; ``None`` leaves the tree as it is."""
+    if dtype is None:
+        return tree
+    return jax.tree.map(lambda x: x.astype(dtype), tree)
+
+
+def check_same_structure(owner: Any, updates: Any, reference: Any, what: str) -> None:
+    """TypeError naming the first path where ``updates`` and ``reference``
+    differ in structure or leaf shape."""
+    _check_same_tree(owner_name(owner), "updates", updates, what, reference)
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1``, staying at the dtype's maximum instead of wrapping."""
+    top = jnp.iinfo(count.dtype).max
+    return jnp.where(count < top, count + 1, top).astype(count.dtype)
+
+
+def promote(*xs: jax.Array) -> tuple[jax.Array, ...]:
+    """Cast arrays to their common (widest) dtype, explicitly."""
+    dt = functools.reduce(jnp.promote_types, [x.dtype for x in xs])
+    return tuple(x.astype(dt) for x in xs)
+
+
+def coef(x: Any, dtype: Any) -> jax.Array:
+    """A scalar hyperparameter (or an expression of them) as ``dtype``.
+
+    Python numbers are exact until this point, as in optax, where they enter
+    as weakly typed constants; traced values are cast the same way.
+    """
+    return jnp.asarray(x, dtype)
+
+
+def default_float() -> Any:
+    """float32, or float64 when ``jax_enable_x64`` is on."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def bias_correction(moment: jax.Array, decay: Any, count: jax.Array) -> jax.Array:
+    """``moment / (1 - decay**count)``, the power taken in the default float
+    dtype (so bf16 moments do not round ``decay**count`` to 1) and the division
+    in the moment's dtype."""
+    fdt = default_float()
+    bc = 1 - jax.lax.pow(jnp.asarray(decay, fdt), count)
+    return moment / bc.astype(moment.dtype)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The l2 norm of all leaves together, ``sqrt(sum_i sum(x_i**2))``,
+    accumulated in the widest dtype present."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], default_float())
+    dt = functools.reduce(jnp.promote_types, [x.dtype for x in leaves])
+    sq = [jnp.sum(jnp.square(x)).astype(dt) for x in leaves]
+    return jnp.sqrt(functools.reduce(jnp.add, sq))

@@ -1,39 +1,40 @@
 """The ``jgd`` command line: ``jgd demo``, ``jgd bench``, ``jgd plot``.
 
-Each subcommand lives in its own module and is imported only when used, so
+Each subcommand lives in its own module (``jgd.demo``, ``jgd.bench``,
+``jgd.lab``) as ``main(argv) -> int`` and is imported only when used, so
 ``jgd --help`` stays fast and optional extras (matplotlib) stay optional.
 With no subcommand, ``jgd`` runs the demo.
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 
-
-def _demo(argv: list[str]) -> int:
-    import jax
-    import jax.numpy as jnp
-
-    import jgd
-
-    # The tutorials' first example: minimise x**2 from x = 5 with lr 0.1.
-    opt = jgd.gd(0.1)
-    x = jnp.array(5.0)
-    state = opt.init(x)
-    for step in range(20):
-        updates, state = opt.update(jax.grad(lambda w: w**2)(x), state, x)
-        x = jgd.apply_updates(x, updates)
-        print(f"Step {step}: Weight = {float(x):.6f}")
-    return 0
+COMMANDS = {
+    "demo": ("jgd.demo", "train every seed optimizer on small problems, print a table"),
+    "bench": ("jgd.bench", "time jgd against optax and the memory-bandwidth limit"),
+    "plot": ("jgd.lab", "draw optimizer trajectories and learning-rate sweeps"),
+}
 
 
-COMMANDS = {"demo": _demo}
+def _usage() -> str:
+    lines = ["usage: jgd [command] [options]", "", "commands:"]
+    lines += [f"  {name:<6} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += ["", "Run 'jgd COMMAND --help' for a command's options. Default: demo."]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="jgd", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="demo", choices=sorted(COMMANDS))
-    args, rest = parser.parse_known_args(argv[:1])
-    return COMMANDS[args.command](argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name = "demo"
+    if argv and not argv[0].startswith("-"):
+        name, argv = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"jgd: unknown command {name!r}; choose from {', '.join(COMMANDS)}.", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(argv) or 0)

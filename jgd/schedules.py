@@ -115,7 +115,7 @@ class PolynomialSchedule(Schedule):
 
     def __call__(self, count):
         k = jnp.clip(count - self.transition_begin, 0, self.transition_steps)
-        frac = 1 - k / self.transition_steps
+        frac = 1 - _float(k) / self.transition_steps
         return (self.init_value - self.end_value) * frac**self.power + self.end_value
 
 
@@ -169,7 +169,7 @@ class ExponentialDecay(Schedule):
 
     def __call__(self, count):
         k = count - self.transition_begin
-        p = k / self.transition_steps
+        p = _float(k) / self.transition_steps
         if self.staircase:
             p = jnp.floor(p)
         value = jnp.where(k <= 0, self.init_value, self.init_value * jnp.power(self.decay_rate, p))

@@ -293,7 +293,7 @@ class ScaleByRms(Transform):
         nu = jax.tree.map(lambda g, n: _ema(g, n, self.decay, True), updates, state.nu)
         if self.bias_correction:
             count = tree.safe_increment(state.count)
-            nu_hat = jax.tree.map(lambda n: tree.bias_correction(n, self.decay, count), nu)
+            nu_hat = tree.bias_correction(nu, self.decay, count)
         else:
             nu_hat = nu
 
@@ -370,8 +370,8 @@ class ScaleByStddev(Transform):
         nu = jax.tree.map(lambda g, n: _ema(g, n, d, True), updates, state.nu)
         if self.bias_correction:
             count = tree.safe_increment(state.count)
-            mu_hat = jax.tree.map(lambda m: tree.bias_correction(m, d, count), mu)
-            nu_hat = jax.tree.map(lambda n: tree.bias_correction(n, d, count), nu)
+            mu_hat = tree.bias_correction(mu, d, count)
+            nu_hat = tree.bias_correction(nu, d, count)
         else:
             mu_hat, nu_hat = mu, nu
 
@@ -519,15 +519,17 @@ class ScaleByAdam(Transform):
             t1 = tree.safe_increment(t)
 
             def nesterov_mu(m, g):
-                m = tree.bias_correction(m, b1, t1)
-                g = tree.bias_correction(g, b1, t)
                 m, g = tree.promote(m, g)
                 return tree.coef(b1, m.dtype) * m + tree.coef(1 - b1, g.dtype) * g
 
-            mu_hat = jax.tree.map(nesterov_mu, mu, updates)
+            mu_hat = jax.tree.map(
+                nesterov_mu,
+                tree.bias_correction(mu, b1, t1),
+                tree.bias_correction(updates, b1, t),
+            )
         else:
-            mu_hat = jax.tree.map(lambda m: tree.bias_correction(m, b1, t), mu)
-        nu_hat = jax.tree.map(lambda v: tree.bias_correction(v, b2, t), nu)
+            mu_hat = tree.bias_correction(mu, b1, t)
+        nu_hat = tree.bias_correction(nu, b2, t)
 
         def step(m, v):
             m, v = tree.promote(m, v)
@@ -610,7 +612,7 @@ class AddDecayedWeights(Transform):
         if self.mask is None:
             return jax.tree.map(decay, updates, params), state
         mask = self.mask(params) if callable(self.mask) else self.mask
-        tree.check_same_structure(self, updates, mask, "mask")
+        tree.check_same_structure(self, updates, mask, "mask", shapes=False)
 
         def masked(g, p, m):
             if isinstance(m, bool):

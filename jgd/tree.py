@@ -47,10 +47,12 @@ def cast(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
-def check_same_structure(owner: Any, updates: Any, reference: Any, what: str) -> None:
+def check_same_structure(
+    owner: Any, updates: Any, reference: Any, what: str, shapes: bool = True
+) -> None:
     """TypeError naming the first path where ``updates`` and ``reference``
-    differ in structure or leaf shape."""
-    _check_same_tree(owner_name(owner), "updates", updates, what, reference)
+    differ in structure (or leaf shape, with ``shapes``)."""
+    _check_same_tree(owner_name(owner), "updates", updates, what, reference, shapes)
 
 
 def safe_increment(count: jax.Array) -> jax.Array:
@@ -79,13 +81,15 @@ def default_float() -> Any:
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
-def bias_correction(moment: jax.Array, decay: Any, count: jax.Array) -> jax.Array:
-    """``moment / (1 - decay**count)``, the power taken in the default float
-    dtype (so bf16 moments do not round ``decay**count`` to 1) and the division
-    in the moment's dtype."""
+def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
+    """``m / (1 - decay**count)`` for every leaf ``m`` of ``moments``.
+
+    The power is taken once, in the default float dtype (so bf16 moments do
+    not round ``decay**count`` to 1), and the division in each moment's dtype.
+    """
     fdt = default_float()
     bc = 1 - jax.lax.pow(jnp.asarray(decay, fdt), count)
-    return moment / bc.astype(moment.dtype)
+    return jax.tree.map(lambda m: m / bc.astype(m.dtype), moments)
 
 
 def global_norm(tree: Any) -> jax.Array:

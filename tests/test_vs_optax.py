@@ -1,0 +1,351 @@
+"""Every jgd optimizer, building block and schedule against its optax twin.
+
+Each case runs jgd and optax 0.2.8 on the same random nested pytree (dict,
+list, tuple; scalar, vector, matrix, 3-D and zero-size leaves) and the same
+stream of random gradients; updates and params are compared at every step (so
+a divergence is located, not just detected) and state leaves at the end, in
+float32 (rtol 1e-6) and float64 (rtol 1e-12). Schedules are compared at every
+integer step, boundaries included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+from jgd import schedules as js
+from tests.helpers import (
+    TOL,
+    assert_trees_close,
+    gradient_stream,
+    random_tree,
+    standard_promotion,
+)
+
+STEPS = 50
+
+# Deliberate differences from optax 0.2.8, each with its reason. Cases below
+# compare what is comparable; the tests named here check the difference itself.
+KNOWN_DIFFERENCES = {
+    "state containers": (
+        "jgd.gd's state is (EmptyState(),) where optax.sgd's is (EmptyState(), "
+        "EmptyState()); a masked add_decayed_weights keeps its state flat where "
+        "optax wraps it in MaskedState. The leaves are the same, so states are "
+        "compared leaf by leaf."
+    ),
+    "schedule arguments": (
+        "jgd schedules raise ValueError for transition_steps/decay_steps <= 0, "
+        "transition_begin < 0 and decay_rate <= 0, where optax logs and returns "
+        "a constant schedule: a silent constant learning rate is a bug to report. "
+        "See test_schedule_arguments_optax_accepts_jgd_rejects."
+    ),
+    "schedule precision": (
+        "jgd evaluates schedules in the default float dtype (float64 under x64); "
+        "optax divides the int32 step count by an int, which gives float32 even "
+        "under x64. The float64 cross-checks therefore feed optax's schedules "
+        "the step count as float64 (the same function, evaluated in the precision "
+        "under test): see _f64_count."
+    ),
+    "traced float32 hyperparameters": (
+        "When an optimizer is passed to jit as an argument without x64, its "
+        "hyperparameters are float32 tracers, so 1 - b2 for b2 = 0.999 carries "
+        "float32 rounding (~6e-5 relative) where optax folds the Python double. "
+        "Cross-checks close over the optimizer (constants, bit-for-bit as optax); "
+        "test_protocol.py checks the traced path equals the closed-over one in "
+        "float64."
+    ),
+}
+
+
+def _f64_count(schedule):
+    """KNOWN_DIFFERENCES['schedule precision']: under x64, evaluate an optax
+    schedule at the float64 step count so it computes in float64 too."""
+    if not jax.config.jax_enable_x64:
+        return schedule
+    return lambda count: schedule(jnp.asarray(count, jnp.float64))
+
+
+def _lr(schedule: bool, jgd_side: bool):
+    if not schedule:
+        return 0.05
+    if jgd_side:
+        return js.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
+    return _f64_count(optax.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01))
+
+
+def _decay_mask(params):
+    """Decay matrices only (as one usually exempts biases and scalars)."""
+    return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+# name -> (jgd factory, optax factory), each taking `sched` (bool).
+CASES = {
+    # optimizers
+    "gd": (lambda s: jgd.gd(_lr(s, True)), lambda s: optax.sgd(_lr(s, False))),
+    "sgd": (lambda s: jgd.sgd(_lr(s, True)), lambda s: optax.sgd(_lr(s, False))),
+    "sgd_momentum": (
+        lambda s: jgd.sgd(_lr(s, True), momentum=0.9),
+        lambda s: optax.sgd(_lr(s, False), momentum=0.9),
+    ),
+    "sgd_nesterov": (
+        lambda s: jgd.sgd(_lr(s, True), momentum=0.8, nesterov=True),
+        lambda s: optax.sgd(_lr(s, False), momentum=0.8, nesterov=True),
+    ),
+    "rmsprop": (lambda s: jgd.rmsprop(_lr(s, True)), lambda s: optax.rmsprop(_lr(s, False))),
+    "rmsprop_all_flags": (
+        lambda s: jgd.rmsprop(
+            _lr(s, True), decay=0.95, eps=1e-6, initial_scale=0.1, eps_in_sqrt=False,
+            centered=True, momentum=0.9, nesterov=True, bias_correction=True,
+        ),
+        lambda s: optax.rmsprop(
+            _lr(s, False), decay=0.95, eps=1e-6, initial_scale=0.1, eps_in_sqrt=False,
+            centered=True, momentum=0.9, nesterov=True, bias_correction=True,
+        ),
+    ),
+    "rmsprop_momentum_bias_correction": (
+        lambda s: jgd.rmsprop(_lr(s, True), momentum=0.5, bias_correction=True),
+        lambda s: optax.rmsprop(_lr(s, False), momentum=0.5, bias_correction=True),
+    ),
+    "adagrad": (lambda s: jgd.adagrad(_lr(s, True)), lambda s: optax.adagrad(_lr(s, False))),
+    "adagrad_args": (
+        lambda s: jgd.adagrad(_lr(s, True), initial_accumulator_value=0.0, eps=1e-3),
+        lambda s: optax.adagrad(_lr(s, False), initial_accumulator_value=0.0, eps=1e-3),
+    ),
+    "adam": (lambda s: jgd.adam(_lr(s, True)), lambda s: optax.adam(_lr(s, False))),
+    "adam_all_flags": (
+        lambda s: jgd.adam(_lr(s, True), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True),
+        lambda s: optax.adam(_lr(s, False), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True),
+    ),
+    "adamw": (lambda s: jgd.adamw(_lr(s, True)), lambda s: optax.adamw(_lr(s, False))),
+    "adamw_mask_tree_wd_schedule": (
+        lambda s: jgd.adamw(
+            _lr(s, True), weight_decay=js.linear_schedule(0.1, 0.0, 30),
+            mask=_decay_mask(random_tree(jax.random.key(0))),
+        ),
+        lambda s: optax.adamw(
+            _lr(s, False), weight_decay=_f64_count(optax.schedules.linear_schedule(0.1, 0.0, 30)),
+            mask=_decay_mask(random_tree(jax.random.key(0))),
+        ),
+    ),
+    "adamw_mask_callable_nesterov": (
+        lambda s: jgd.adamw(_lr(s, True), weight_decay=0.05, mask=_decay_mask, nesterov=True),
+        lambda s: optax.adamw(_lr(s, False), weight_decay=0.05, mask=_decay_mask, nesterov=True),
+    ),
+    # building blocks
+    "identity": (lambda s: jgd.identity(), lambda s: optax.identity()),
+    "scale": (lambda s: jgd.scale(-0.3), lambda s: optax.scale(-0.3)),
+    "scale_by_learning_rate": (
+        lambda s: jgd.scale_by_learning_rate(_lr(s, True)),
+        lambda s: optax.scale_by_learning_rate(_lr(s, False)),
+    ),
+    "scale_by_learning_rate_no_flip": (
+        lambda s: jgd.scale_by_learning_rate(_lr(s, True), flip_sign=False),
+        lambda s: optax.scale_by_learning_rate(_lr(s, False), flip_sign=False),
+    ),
+    "trace": (lambda s: jgd.trace(0.9), lambda s: optax.trace(0.9)),
+    "trace_nesterov": (lambda s: jgd.trace(0.5, nesterov=True), lambda s: optax.trace(0.5, nesterov=True)),
+    "scale_by_rms": (lambda s: jgd.scale_by_rms(), lambda s: optax.scale_by_rms()),
+    "scale_by_rms_flags": (
+        lambda s: jgd.scale_by_rms(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
+        lambda s: optax.scale_by_rms(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
+    ),
+    "scale_by_stddev": (lambda s: jgd.scale_by_stddev(), lambda s: optax.scale_by_stddev()),
+    "scale_by_stddev_flags": (
+        lambda s: jgd.scale_by_stddev(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
+        lambda s: optax.scale_by_stddev(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
+    ),
+    "scale_by_rss": (lambda s: jgd.scale_by_rss(), lambda s: optax.scale_by_rss()),
+    "scale_by_adam": (lambda s: jgd.scale_by_adam(), lambda s: optax.scale_by_adam()),
+    "scale_by_adam_flags": (
+        lambda s: jgd.scale_by_adam(0.5, 0.9, 1e-5, 1e-6, nesterov=True),
+        lambda s: optax.scale_by_adam(0.5, 0.9, 1e-5, 1e-6, nesterov=True),
+    ),
+    "add_decayed_weights": (
+        lambda s: jgd.add_decayed_weights(0.1),
+        lambda s: optax.add_decayed_weights(0.1),
+    ),
+    "add_decayed_weights_masked": (
+        lambda s: jgd.add_decayed_weights(0.1, _decay_mask),
+        lambda s: optax.add_decayed_weights(0.1, _decay_mask),
+    ),
+    "clip": (lambda s: jgd.clip(0.5), lambda s: optax.clip(0.5)),
+    "clip_by_global_norm": (
+        # max_norm 3 sits inside the range of the stream's norms: both branches run.
+        lambda s: jgd.clip_by_global_norm(3.0),
+        lambda s: optax.clip_by_global_norm(3.0),
+    ),
+    "chain_clip_adamw": (
+        lambda s: jgd.chain(jgd.clip_by_global_norm(3.0), jgd.adamw(_lr(s, True), weight_decay=0.01)),
+        lambda s: optax.chain(optax.clip_by_global_norm(3.0), optax.adamw(_lr(s, False), weight_decay=0.01)),
+    ),
+}
+
+SCHEDULED = {"gd", "sgd_momentum", "rmsprop_all_flags", "adagrad", "adam", "adamw",
+             "adamw_mask_tree_wd_schedule", "scale_by_learning_rate"}
+PARAMS = [(name, False) for name in CASES] + [(name, True) for name in sorted(SCHEDULED)]
+
+
+def _run(opt, params, grads, promotion):
+    step = jax.jit(lambda g, s, p: opt.update(g, s, p))
+    state = opt.init(params)
+    history = []
+    for g in grads:
+        with promotion():
+            updates, state = step(g, state, params)
+        params = jgd.apply_updates(params, updates)
+        history.append((updates, params))
+    return history, state
+
+
+def _no_change():
+    return contextlib.nullcontext()
+
+
+def _cross_check(name, sched, dtype):
+    make_jgd, make_optax = CASES[name]
+    params = random_tree(jax.random.key(1), dtype)
+    grads = gradient_stream(jax.random.key(2), params, STEPS)
+    ours, s_ours = _run(make_jgd(sched), params, grads, _no_change)
+    theirs, s_theirs = _run(make_optax(sched), params, grads, standard_promotion)
+    rtol = TOL[dtype]
+    for t, ((u1, p1), (u2, p2)) in enumerate(zip(ours, theirs)):
+        assert_trees_close(u1, u2, rtol, where=f"{name} step {t} updates")
+        assert_trees_close(p1, p2, rtol, where=f"{name} step {t} params")
+    assert_trees_close(s_ours, s_theirs, rtol, where=f"{name} final state")
+    for a, b in zip(jax.tree.leaves(s_ours), jax.tree.leaves(s_theirs)):
+        assert a.dtype == b.dtype
+
+
+@pytest.mark.parametrize("name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS])
+def test_matches_optax_float32(name, sched):
+    _cross_check(name, sched, jnp.float32)
+
+
+@pytest.mark.parametrize("name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS])
+def test_matches_optax_float64(name, sched, x64):
+    _cross_check(name, sched, jnp.float64)
+
+
+# --------------------------------------------------------------------------
+# Schedules at every integer step.
+# --------------------------------------------------------------------------
+
+SCHEDULES = {
+    "constant": (js.constant_schedule(0.3), optax.schedules.constant_schedule(0.3), 10),
+    "linear": (js.linear_schedule(1.0, 0.1, 20), optax.schedules.linear_schedule(1.0, 0.1, 20), 30),
+    "linear_begin": (
+        js.linear_schedule(0.5, 1.5, 10, transition_begin=5),
+        optax.schedules.linear_schedule(0.5, 1.5, 10, transition_begin=5),
+        25,
+    ),
+    "polynomial": (
+        js.polynomial_schedule(1.0, 0.01, 2, 30, 3),
+        optax.schedules.polynomial_schedule(1.0, 0.01, 2, 30, 3),
+        40,
+    ),
+    "polynomial_sqrt": (
+        js.polynomial_schedule(2.0, 0.5, 0.5, 16),
+        optax.schedules.polynomial_schedule(2.0, 0.5, 0.5, 16),
+        20,
+    ),
+    "exponential": (
+        js.exponential_decay(1.0, 5, 0.5),
+        optax.schedules.exponential_decay(1.0, 5, 0.5),
+        40,
+    ),
+    "exponential_staircase_begin_end": (
+        js.exponential_decay(1.0, 4, 0.7, transition_begin=3, staircase=True, end_value=0.2),
+        optax.schedules.exponential_decay(1.0, 4, 0.7, transition_begin=3, staircase=True, end_value=0.2),
+        40,
+    ),
+    "exponential_growth_end": (
+        js.exponential_decay(0.1, 3, 1.5, end_value=1.0),
+        optax.schedules.exponential_decay(0.1, 3, 1.5, end_value=1.0),
+        30,
+    ),
+    "piecewise": (
+        js.piecewise_constant_schedule(0.1, {10: 0.5, 5: 2.0, 20: 0.1}),
+        optax.schedules.piecewise_constant_schedule(0.1, {10: 0.5, 5: 2.0, 20: 0.1}),
+        30,
+    ),
+    "cosine": (
+        js.cosine_decay_schedule(1.0, 25, alpha=0.1, exponent=2.0),
+        optax.schedules.cosine_decay_schedule(1.0, 25, alpha=0.1, exponent=2.0),
+        35,
+    ),
+    "warmup_cosine": (
+        js.warmup_cosine_decay_schedule(0.0, 1.0, 7, 30, end_value=0.05),
+        optax.schedules.warmup_cosine_decay_schedule(0.0, 1.0, 7, 30, end_value=0.05),
+        40,
+    ),
+    "warmup_cosine_no_warmup": (
+        js.warmup_cosine_decay_schedule(0.0, 1.0, 0, 30),
+        optax.schedules.warmup_cosine_decay_schedule(0.0, 1.0, 0, 30),
+        40,
+    ),
+    "join": (
+        js.join_schedules([js.constant_schedule(1.0), js.linear_schedule(1.0, 0.0, 10), js.constant_schedule(0.0)], [5, 15]),
+        optax.schedules.join_schedules(
+            [optax.schedules.constant_schedule(1.0), optax.schedules.linear_schedule(1.0, 0.0, 10),
+             optax.schedules.constant_schedule(0.0)], [5, 15]),
+        25,
+    ),
+    "join_with_optax_piece": (
+        js.join_schedules([js.constant_schedule(0.5), optax.schedules.cosine_decay_schedule(0.5, 10)], [4]),
+        optax.schedules.join_schedules(
+            [optax.schedules.constant_schedule(0.5), optax.schedules.cosine_decay_schedule(0.5, 10)], [4]),
+        20,
+    ),
+}
+
+
+def _check_schedule(name):
+    ours, theirs, n = SCHEDULES[name]
+    counts = jnp.arange(n + 1, dtype=jnp.int32)
+    # An optax piece inside a jgd schedule brings optax's standard promotion.
+    with standard_promotion() if "optax" in name else contextlib.nullcontext():
+        got_jit = jax.jit(jax.vmap(ours))(counts)
+        got_eager = [ours(c) for c in counts]
+    theirs = _f64_count(theirs)
+    with standard_promotion():
+        want_jit = jax.jit(jax.vmap(theirs))(counts)
+        want_eager = [theirs(c) for c in counts]
+    rtol = TOL[jax.dtypes.canonicalize_dtype(jnp.float64).type]
+    for c in range(n + 1):
+        for got, want, how in [(got_jit, want_jit, "jit"), (got_eager, want_eager, "eager")]:
+            np.testing.assert_allclose(
+                np.float64(got[c]), np.float64(want[c]), rtol=rtol, atol=0,
+                err_msg=f"{name} at step {c} ({how})",
+            )
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedule_matches_optax(name):
+    _check_schedule(name)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedule_matches_optax_float64(name, x64):
+    _check_schedule(name)
+
+
+@pytest.mark.parametrize(
+    "make_ours,make_theirs",
+    [
+        (lambda: js.linear_schedule(1.0, 0.0, 0), lambda: optax.schedules.linear_schedule(1.0, 0.0, 0)),
+        (lambda: js.exponential_decay(1.0, 0, 0.5), lambda: optax.schedules.exponential_decay(1.0, 0, 0.5)),
+        (lambda: js.exponential_decay(1.0, 5, 0.0), lambda: optax.schedules.exponential_decay(1.0, 5, 0.0)),
+        (lambda: js.polynomial_schedule(1.0, 0.0, 1, 5, -2), lambda: optax.schedules.polynomial_schedule(1.0, 0.0, 1, 5, -2)),
+    ],
+)
+def test_schedule_arguments_optax_accepts_jgd_rejects(make_ours, make_theirs):
+    """KNOWN_DIFFERENCES['schedule arguments']: optax silently accepts these."""
+    make_theirs()(3)
+    with pytest.raises(ValueError, match=r"^jgd\.schedules\.\w+: \w+ must be"):
+        make_ours()

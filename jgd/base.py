@@ -426,7 +426,8 @@ def apply_updates(params: Any, updates: Any) -> Any:
         if u is None:
             return p
         p, u = jnp.asarray(p), jnp.asarray(u)
-        dt = jnp.promote_types(p.dtype, u.dtype)
+        with jax.numpy_dtype_promotion("standard"):
+            dt = jnp.promote_types(p.dtype, u.dtype)
         return (p.astype(dt) + u.astype(dt)).astype(p.dtype)
 
     return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)

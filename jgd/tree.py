@@ -61,9 +61,16 @@ def safe_increment(count: jax.Array) -> jax.Array:
     return jnp.where(count < top, count + 1, top).astype(count.dtype)
 
 
+def wider_dtype(*dtypes: Any) -> Any:
+    """The common dtype of ``dtypes`` under JAX's standard promotion rules,
+    computed explicitly so it also holds under strict promotion."""
+    with jax.numpy_dtype_promotion("standard"):
+        return functools.reduce(jnp.promote_types, dtypes)
+
+
 def promote(*xs: jax.Array) -> tuple[jax.Array, ...]:
     """Cast arrays to their common (widest) dtype, explicitly."""
-    dt = functools.reduce(jnp.promote_types, [x.dtype for x in xs])
+    dt = wider_dtype(*[x.dtype for x in xs])
     return tuple(x.astype(dt) for x in xs)
 
 
@@ -88,7 +95,9 @@ def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
     not round ``decay**count`` to 1), and the division in each moment's dtype.
     """
     fdt = default_float()
-    bc = 1 - jax.lax.pow(jnp.asarray(decay, fdt), count)
+    # A float exponent, as optax's decay**count promotes to (and differentiable
+    # in decay under strict promotion, which an int32 exponent is not).
+    bc = 1 - jax.lax.pow(jnp.asarray(decay, fdt), count.astype(fdt))
     return jax.tree.map(lambda m: m / bc.astype(m.dtype), moments)
 
 
@@ -98,6 +107,6 @@ def global_norm(tree: Any) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros([], default_float())
-    dt = functools.reduce(jnp.promote_types, [x.dtype for x in leaves])
+    dt = wider_dtype(*[x.dtype for x in leaves])
     sq = [jnp.sum(jnp.square(x)).astype(dt) for x in leaves]
     return jnp.sqrt(functools.reduce(jnp.add, sq))

@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from jgd.base import Chain, Identity, Transform, api_name, chain, register, static_field
+from jgd.base import (
+    Chain,
+    Identity,
+    Transform,
+    api_name,
+    chain,
+    check_number,
+    register,
+    static_field,
+)
 from jgd.transforms import (
     add_decayed_weights,
     scale_by_adam,
@@ -47,6 +56,12 @@ class Optimizer(Transform):
     def update(self, updates, state, params=None, **extra_args):
         with api_name(self._api):
             return self.recipe().update(updates, state, params, **extra_args)
+
+
+def _check_momentum(opt: Optimizer) -> None:
+    """``momentum`` is ``trace``'s ``decay``: check it under its own name first."""
+    check_number(opt, "momentum", opt.momentum, 0, 1, hi_open=True, none=True)
+    Optimizer.check(opt)
 
 
 @register
@@ -108,6 +123,9 @@ class Sgd(Optimizer):
 
     _api = "jgd.sgd"
 
+    def check(self):
+        _check_momentum(self)
+
     def recipe(self):
         if self.momentum is None:
             first = Identity()
@@ -153,6 +171,9 @@ class Rmsprop(Optimizer):
     bias_correction: bool = static_field(False)
 
     _api = "jgd.rmsprop"
+
+    def check(self):
+        _check_momentum(self)
 
     def recipe(self):
         kind = scale_by_stddev if self.centered else scale_by_rms

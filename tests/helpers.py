@@ -67,7 +67,7 @@ def standard_promotion():
 
 
 def bowl(x):
-    """Quadratic bowl with curvatures 1..n on a pytree: sum_i c_i * x_i**2 / 2."""
+    """Quadratic bowl on a pytree: sum of x**2 / 2 over all elements (curvature 1)."""
     leaves = jax.tree.leaves(x)
     return sum(jnp.sum(0.5 * jnp.square(v)) for v in leaves)
 
@@ -104,9 +104,9 @@ OPTIMIZERS = {
     "adam_nesterov": (lambda lr: jgd.adam(lr, nesterov=True), 0.05, 0.01, 5000),
     "adamw": (lambda lr: jgd.adamw(lr, weight_decay=1e-4), 0.05, 0.01, 5000),
     "adam_schedule": (
-        lambda lr: jgd.adam(jgd.schedules.exponential_decay(lr, 1000, 0.5)),
+        lambda lr: jgd.adam(jgd.schedules.exponential_decay(lr, 2000, 0.5)),
         0.05,
-        0.01,
+        0.02,
         5000,
     ),
 }

@@ -266,3 +266,29 @@ def test_apply_updates_names_the_mismatch():
         jgd.apply_updates({"a": jnp.ones(1), "b": jnp.ones(1)}, {"a": jnp.ones(1), "c": jnp.ones(1)})
     with pytest.raises(TypeError, match=r"differ in shape at \['a'\]: \(2,\) vs \(1,\)"):
         jgd.apply_updates({"a": jnp.ones(1)}, {"a": jnp.ones(2)})
+
+
+def test_equinox_training_loop_runs_unchanged_and_matches_optax():
+    eqx = pytest.importorskip("equinox")
+
+    def train(opt):
+        model = eqx.nn.MLP(2, 1, 8, 1, key=jax.random.key(0))
+        x = jnp.linspace(-1, 1, 16).reshape(8, 2)
+        y = jnp.sum(x, axis=1, keepdims=True)
+        state = opt.init(eqx.filter(model, eqx.is_array))
+
+        @eqx.filter_jit
+        def step(model, state):
+            loss = lambda m: jnp.mean(jnp.square(jax.vmap(m)(x) - y))  # noqa: E731
+            grads = eqx.filter_grad(loss)(model)
+            updates, state = opt.update(grads, state, eqx.filter(model, eqx.is_array))
+            return eqx.apply_updates(model, updates), state
+
+        for _ in range(5):
+            model, state = step(model, state)
+        return eqx.filter(model, eqx.is_array)
+
+    with standard_promotion():  # equinox's MLP does not pass strict promotion
+        ours = train(jgd.adam(0.05))
+        theirs = train(optax.adam(0.05))
+    assert_trees_close(jax.tree.leaves(ours), jax.tree.leaves(theirs), rtol=1e-6)

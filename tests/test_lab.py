@@ -313,30 +313,26 @@ def test_sweep_flags_learning_rates_above_2_over_L_on_a_quadratic():
     assert s.best_learning_rate == 0.2  # 1 - 0.2 * 4 = 0.2 shrinks fastest
 
 
-def _regression(n=64, d=3):
-    kx, kn = jax.random.split(jax.random.key(0))
-    x = jax.random.normal(kx, (n, d))
-    true_w, true_b = jnp.array([2.0, -1.0, 0.5]), 0.3
-    y = x @ true_w + true_b + 0.1 * jax.random.normal(kn, (n,))
-    return x, y
+def test_sweep_on_the_lessons_linear_regression_flags_the_2_over_L_limit():
+    """Full-batch gd on the lessons' linear regression (jgd.models, MSE): the
+    loss's Hessian is 2/n [X 1]^T [X 1]; its largest eigenvalue L sets the
+    limit 2/L. NumPy computes L and the least-squares answer independently."""
+    from jgd import losses, models
 
+    x, y, _, _ = models.make_regression(jax.random.key(0), 64, 3, noise=0.1)
+    model = models.linear_regression(3)
 
-def _mse(params, batch):
-    x, y = batch
-    return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+    def loss(params, batch):
+        bx, by = batch
+        return losses.mean_squared_error(model.apply(params, bx), by)
 
-
-def test_sweep_on_a_regression_problem_flags_the_2_over_L_limit():
-    """Full-batch gd on the lessons' linear regression: the MSE's Hessian is
-    2/n [X 1]^T [X 1]; its largest eigenvalue L sets the limit 2/L."""
-    x, y = _regression()
     a = np.concatenate([np.asarray(x, np.float64), np.ones((x.shape[0], 1))], axis=1)
     L = np.linalg.eigvalsh(2 / a.shape[0] * a.T @ a).max()
     coef = np.linalg.lstsq(a, np.asarray(y, np.float64), rcond=None)[0]
     best = float(np.mean((a @ coef - np.asarray(y, np.float64)) ** 2))
     lrs = np.array([0.01, 0.5, 0.9, 1.1, 1.5]) * (2 / L)
-    p0 = {"w": jnp.zeros(3), "b": jnp.zeros(())}
-    s = lr_sweep(jgd.gd, _mse, lrs, 100, p0, data=(x, y), minimum=best)
+    p0 = model.init(jax.random.key(1))
+    s = lr_sweep(jgd.gd, loss, lrs, 100, p0, data=(x, y), minimum=best)
     assert s.diverged.tolist() == [False, False, False, True, True]
     assert s.converged.tolist() == [False, True, True, False, False]
     assert s.too_slow.tolist() == [True, False, False, False, False]
@@ -485,11 +481,11 @@ def test_plot_losses_and_trajectories_write_pngs(tmp_path, runs):
     _check_axes(_axes(fig)[-1], log_y=True)
 
 
-def test_plot_saddle_uses_linear_levels(tmp_path):
-    run = trajectory(jgd.gd(0.05), saddle, steps=40)
+def test_plot_saddle_uses_a_symlog_loss_axis(tmp_path):
+    run = trajectory(jgd.gd(0.05), saddle, steps=200)  # y grows 1.1x per step
     fig = lab.plot_trajectories(saddle, {"gd": run}, tmp_path / "s.png")
     _check_png(tmp_path / "s.png")
-    assert _axes(fig)[-1].get_yscale() == "linear"  # f goes negative
+    assert _axes(fig)[-1].get_yscale() == "symlog"  # f goes far below 0
 
 
 def test_plot_steps_1d_draws_the_tutorial_bowl(tmp_path):

@@ -59,7 +59,9 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
         epilog=f"functions: {', '.join(FUNCTIONS)}; optimizers: {', '.join(OPTIMIZERS)}.",
     )
     if sweep:
-        p.add_argument("--optimizer", default="gd", help="optimizer name (default gd)")
+        p.add_argument(
+            "--optimizer", default="momentum", help="optimizer name (default momentum)"
+        )
         p.add_argument(
             "--function", default="rosenbrock", help="function (default rosenbrock)"
         )
@@ -71,7 +73,7 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
         )
         p.add_argument("--num", type=int, default=25, help="learning rates, log-spaced")
         p.add_argument(
-            "--steps", type=int, default=200, help="steps per run (default 200)"
+            "--steps", type=int, default=500, help="steps per run (default 500)"
         )
         p.add_argument(
             "--tol",
@@ -92,7 +94,7 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
             help="one learning rate, or one per optimizer (default: the function's)",
         )
         p.add_argument(
-            "--steps", type=int, default=200, help="steps per run (default 200)"
+            "--steps", type=int, default=500, help="steps per run (default 500)"
         )
         p.add_argument("--start", default=None, help="start point, e.g. -1.5,2")
     p.add_argument("--out", default=None, help="PNG file to write (default NAME.png)")

@@ -5,7 +5,7 @@ optimizers), ``plot_losses`` (loss versus step), ``plot_trajectories`` (both
 side by side), ``plot_steps_1d`` (a 1-D landscape such as the tutorials' x**2
 bowl with every step drawn, next to loss versus step) and ``plot_sweep``
 (final loss versus learning rate with the diverging, too-slow and stable
-regions marked, next to a few of the loss curves).
+regions marked, next to the loss curves at the regions' edges).
 
 matplotlib is an optional extra (``pip install 'jgd[plot]'``), imported only
 inside these functions. Figures are built with matplotlib's object API on the
@@ -36,6 +36,7 @@ __all__ = [
     "plot_trajectories",
 ]
 
+_STYLES = ("-", "--", "-.", ":")  # overlapping curves stay visible
 _COLORS = {"diverged": "tab:red", "too_slow": "tab:orange", "converged": "tab:green"}
 
 
@@ -171,16 +172,30 @@ def _draw_contour(ax, fn: Landscape, runs: dict[str, Trajectory], LogNorm) -> No
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(f"{fn.name}: f = {fn.formula}", fontsize=10)
-    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    ax.legend(  # below the axes, so it never hides a path
+        loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8
+    )
 
 
 def _run_label(name: str, run: Trajectory) -> str:
     final = float(run.losses[-1])
-    return (
-        f"{name} (final f = {final:.2g})"
-        if np.isfinite(final)
-        else f"{name} (diverged)"
-    )
+    if np.isnan(final):
+        return f"{name} (diverged: nan)"
+    return f"{name} (final f = {final:.2g})"
+
+
+def _symlog(ax, values: np.ndarray, scale: float) -> None:
+    """Losses of both signs spanning decades (a saddle, unbounded below): a
+    linear band of the start's scale around 0, logarithmic beyond, with at
+    most ~6 ticks a side so that labels do not collide."""
+    lt = 10.0 ** np.floor(np.log10(max(scale, 1e-12)))
+    ax.set_yscale("symlog", linthresh=lt)
+    ticks = [0.0]
+    for sign, extent in ((-1.0, -values.min()), (1.0, values.max())):
+        n = int(np.ceil(np.log10(extent / lt))) if extent > lt else 0
+        stride = max(1, -(-n // 6))
+        ticks += [sign * lt * 10.0**k for k in range(stride, n + 1, stride)]
+    ax.set_yticks(sorted(ticks))
 
 
 def _draw_losses(
@@ -192,9 +207,12 @@ def _draw_losses(
     floor = float(finite[finite > 0].min()) if log else 0.0
     for i, (name, g) in enumerate(gaps.items()):
         y = np.maximum(g, floor) if log else g  # exact zeros drawn at the floor
-        ax.plot(np.arange(len(y)), y, color=f"C{i}", lw=1.8, label=name)
+        style = _STYLES[i % len(_STYLES)]
+        ax.plot(np.arange(len(y)), y, color=f"C{i}", ls=style, lw=1.8, label=name)
     if log:
         ax.set_yscale("log")
+    elif finite.size and np.abs(finite).max() > 1e3 * max(np.abs(finite[0]), 1e-12):
+        _symlog(ax, finite, float(np.abs(finite[0])))
     ax.set_xlabel("step")
     ax.set_ylabel("loss f(x_k) - f*" if minimum else "loss f(x_k)")
     ax.set_title(title, fontsize=10)
@@ -378,7 +396,7 @@ def plot_steps_1d(
     return _save(fig, out)
 
 
-def plot_sweep(sweep: Sweep, out=None, *, title=None, curves: int = 6):
+def plot_sweep(sweep: Sweep, out=None, *, title=None):
     """Final loss versus learning rate, with the three regions marked.
 
     Left: ``final - minimum`` per learning rate on log-log axes; the
@@ -386,14 +404,13 @@ def plot_sweep(sweep: Sweep, out=None, *, title=None, curves: int = 6):
     (neither diverged nor converged) and green where they converged, and the
     stable range is written in the legend. Runs whose final loss is not
     finite, or beyond the top of the axes, are drawn as red triangles at the
-    top. Right: the loss curves of up to ``curves`` learning rates spread over
-    the sweep, coloured by region.
+    top. Right: the loss curves of the first and last learning rate of each
+    region, coloured by region.
 
     Args:
         sweep: the result of ``jgd.lab.lr_sweep``.
         out: a path to write the PNG to (optional).
         title: the figure's title (e.g. ``"adam on rosenbrock, 200 steps"``).
-        curves: how many loss curves to draw on the right, >= 0.
 
     Returns:
         the ``matplotlib.figure.Figure``.
@@ -479,26 +496,27 @@ def plot_sweep(sweep: Sweep, out=None, *, title=None, curves: int = 6):
     )
     ax0.legend(loc="best", fontsize=7.5, framealpha=0.9)
 
-    # 3. A few loss curves, coloured by region.
-    pick = np.unique(
-        np.linspace(0, lrs.size - 1, min(curves, lrs.size)).round().astype(int)
-    )
-    for i in pick:
+    # 3. A few loss curves, coloured by region: the edges of every region.
+    pick = set()
+    for r in _COLORS:
+        idx = np.flatnonzero(region == r)
+        pick |= {int(idx[0]), int(idx[-1])} if idx.size else set()
+    for k, i in enumerate(sorted(pick)):
         g = np.where(np.isfinite(all_gaps[i]), np.clip(all_gaps[i], floor, top), np.nan)
         ax1.plot(
             g,
             color=_COLORS[region[i]],
             lw=1.6,
-            alpha=0.5 + 0.5 * i / max(lrs.size - 1, 1),
+            ls=_STYLES[k % len(_STYLES)],
             label=f"lr {lrs[i]:.3g} ({region[i].replace('_', ' ')})",
         )
     ax1.set_yscale("log")
     ax1.set_ylim(floor / 3, top * 3)
     ax1.set_xlabel("step")
     ax1.set_ylabel("loss - f*" if sweep.minimum else "loss")
-    ax1.set_title("loss versus step for some of the learning rates", fontsize=10)
+    ax1.set_title("loss versus step at the edges of each region", fontsize=10)
     ax1.grid(True, alpha=0.3)
-    if pick.size:
+    if pick:
         ax1.legend(loc="best", fontsize=8)
     if title:
         fig.suptitle(title)

@@ -535,6 +535,17 @@ def test_plots_need_matplotlib(monkeypatch, runs, tmp_path):
     assert not (tmp_path / "b.png").exists()
 
 
+def test_importing_the_lab_does_not_import_matplotlib():
+    import subprocess
+
+    code = "import sys, jgd.lab; print('matplotlib' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_sweep_is_a_named_tuple():
     assert issubclass(Sweep, tuple) and "stable_range" in Sweep._fields
 

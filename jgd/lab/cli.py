@@ -2,15 +2,18 @@
 
 Holds ``main(argv) -> int``, which ``jgd plot ...`` calls::
 
-    jgd plot FUNCTION [--optimizers sgd,momentum,rmsprop,adam] [--lr 0.01]
-                      [--steps 200] [--start X,Y] [--out FILE.png]
-    jgd plot sweep [--optimizer adam] [--function rosenbrock] [--lr-min 1e-4]
-                   [--lr-max 10] [--num 25] [--steps 200] [--tol 1e-3] [--out FILE.png]
+    jgd plot FUNCTION [--optimizers sgd,momentum,rmsprop,adam] [--lr LR[,LR...]]
+                      [--steps 500] [--start X,Y] [--out FUNCTION.png]
+    jgd plot sweep [--optimizer momentum] [--function rosenbrock] [--lr-min 1e-4]
+                   [--lr-max 10] [--num 25] [--steps 500] [--tol 1e-3] [--out FILE.png]
 
 FUNCTION is one of ``jgd.lab.FUNCTIONS`` (parabola, bowl, elongated,
 rosenbrock, beale, himmelblau, saddle), optimizers are ``jgd.lab.OPTIMIZERS``.
-``--lr`` is one learning rate for all optimizers or one per optimizer.
-Unknown names are rejected with the list of valid ones (exit status 2).
+``--lr`` is one learning rate for all optimizers or one per optimizer
+(default: the function's ``learning_rate``); a sweep uses ``--num``
+log-spaced learning rates from ``--lr-min`` to ``--lr-max``. Exit status 0
+when the PNG is written, 1 when matplotlib is missing, 2 for a usage error.
+Unknown names are rejected with the list of valid ones.
 """
 
 from __future__ import annotations

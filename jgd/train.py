@@ -571,9 +571,9 @@ def _num_samples(name: str, data: Any) -> int:
     return n
 
 
-def _epoch_fn(step: Callable, n: int, batch_size: int, shuffle: bool, drop_last: bool):
-    """One epoch as one program: shuffle, scan the full batches, then the last
-    partial batch (unless dropped). After a non-finite loss or gradient, no
+def _epoch_fn(step: Callable, n: int, batch_size: int, drop_last: bool):
+    """One epoch as one program: scan the full batches taken in ``order``, then
+    the last partial batch (unless dropped). After a non-finite loss or gradient, no
     further update is applied (``fit`` reports where)."""
     n_full, rest = divmod(n, batch_size)
     rest = 0 if drop_last else rest
@@ -701,13 +701,14 @@ def fit(
     data = jax.tree.map(jnp.asarray, data)
     state = init(params, opt, flat=flat)
     epoch, sizes = _epoch_fn(
-        _step_fn(loss_fn, opt, False, name), n, batch_size, shuffle, drop_last
+        _step_fn(loss_fn, opt, False, name), n, batch_size, drop_last
     )
 
     t0 = time.perf_counter()
     offsets = _offsets_of(state)
     lowered = jax.jit(epoch, donate_argnums=0).lower(state, data, in_order, offsets)
     compiled = lowered.compile()
+    next_order = jax.block_until_ready(order(0))  # compiles the shuffle, if new
     compile_time = time.perf_counter() - t0
 
     epoch_loss, step_loss, grad_norm = [], [], []
@@ -734,7 +735,9 @@ def fit(
     try:
         for e in range(epochs):
             t0 = time.perf_counter()
-            state, (losses, norms) = compiled(state, data, order(e), offsets)
+            state, (losses, norms) = compiled(state, data, next_order, offsets)
+            if e + 1 < epochs:  # drawn while the epoch runs
+                next_order = order(e + 1)
             losses, norms = np.asarray(losses), np.asarray(norms)
             train_time += time.perf_counter() - t0
             bad = ~(np.isfinite(losses) & np.isfinite(norms))

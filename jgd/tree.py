@@ -107,6 +107,13 @@ def global_norm(tree: Any) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros([], default_float())
+    # The barrier (the identity, no copy) keeps XLA from sharing square(x)
+    # with an optimizer's own g**2 (Adam's nu, RMSprop, AdaGrad) when both are
+    # in one program, as with make_step's grad_norm metric. Shared, the
+    # squares are written to a temporary and read back, and on CPU a fresh
+    # temporary page-faults on every step: Adam plus this norm at 10M float32
+    # params took 35 ms without it, 10.5 ms with it (Adam alone 9.2 ms).
+    leaves = jax.lax.optimization_barrier(leaves)
     dt = wider_dtype(*[x.dtype for x in leaves])
     sq = [jnp.sum(jnp.square(x)).astype(dt) for x in leaves]
     return jnp.sqrt(functools.reduce(jnp.add, sq))

@@ -258,6 +258,15 @@ def test_mask_as_prefix_of_the_params_tree():
     }
 
 
+def test_empty_params_with_a_masked_optimizer():
+    opt = jgd.adamw(0.1, mask=decay_matrices)
+    state = T.init({}, opt)
+    assert state.layout.buckets == () and state.layout.masks == 1
+    state, m = T.make_step(lambda p, x: jnp.sum(x), opt)(state, jnp.ones(2))
+    assert state.params == {} and int(state.step) == 1
+    np.testing.assert_array_equal(m["grad_norm"], 0.0)
+
+
 def test_elementwise_mask_needs_flat_false():
     params = {"w": jnp.ones(3)}
     opt = jgd.adamw(0.1, mask={"w": jnp.array([True, False, True])})

@@ -348,9 +348,13 @@ class _UpdateRunner(_Runner):
 class _Grad:
     """``loss(params, batch)`` whose gradient with respect to ``params`` is
     ``batch`` and whose value is 0: a custom VJP, so the forward pass reads
-    nothing and the backward pass is the identity on the batch. Through
-    ``make_step`` the optimizer then sees the batch as its gradient, and the
-    step's extra work over a bare update is only what make_step itself adds."""
+    nothing and the backward pass hands the batch's leaves over as the
+    gradient's (``value_and_grad`` seeds the cotangent with 1, so the batch is
+    returned as it is rather than multiplied by it). Through ``make_step`` the
+    optimizer then sees the batch as its gradient, arriving leaf by leaf as a
+    backward pass delivers it; the step's work over the optimizer update is
+    what make_step itself adds (packing the gradient into its bucket, the
+    ``grad_norm`` metric) plus passing the batch's leaves as arguments."""
 
     @staticmethod
     def make():
@@ -365,7 +369,7 @@ class _Grad:
             return linear(p, b), b
 
         def bwd(b, ct):
-            return (jax.tree.map(lambda x: x * ct.astype(x.dtype), b), None)
+            return (b, None)
 
         linear.defvjp(fwd, bwd)
         return linear
@@ -410,6 +414,66 @@ class _MakeStepRunner(_Runner):
             s, m = self.fn(s, self.grads)
         jax.block_until_ready((s, m))
         self.state = s
+
+
+class _FlatRunner(_Runner):
+    """jgd's bare ``update`` + ``apply_updates`` on the flat-resident buffers
+    that ``jgd.train.init`` stores (``stored_params``, ``stored_opt_state``),
+    the gradient given packed the same way (one buffer per bucket), jitted
+    with params and state donated: the optimizer step inside ``make_step``,
+    without the gradient packing, the metrics and the batch's arguments."""
+
+    def __init__(self, opt_name: str, params_np: Any, grads_np: Any):
+        import jax
+        import jax.numpy as jnp
+
+        import jgd
+
+        try:
+            train = importlib.import_module("jgd.train")
+            init = train.init
+        except (ImportError, AttributeError) as e:
+            raise _Unsupported(f"jgd.train.init is not available ({e})") from None
+        opt = _jgd_opt(opt_name)  # no weight-decay masks: the same on buckets
+        state = init(jax.tree.map(jnp.asarray, params_np), opt)
+        layout = state.layout
+        leaves = jax.tree.leaves(grads_np)
+        flat = {b.name: np.empty(b.size, b.dtype) for b in layout.buckets}
+        for slot, g in zip(layout.slots, leaves, strict=True):
+            flat[slot.bucket][slot.offset : slot.offset + slot.size] = np.ravel(g)
+        grads = {k: jnp.asarray(v) for k, v in flat.items()}
+        params, opt_state = state.stored_params, state.stored_opt_state
+        self.state_bytes = _tree_bytes(params) + _tree_bytes(opt_state)
+
+        def step(params, opt_state, g):
+            updates, opt_state = opt.update(g, opt_state, params)
+            return jgd.apply_updates(params, updates), opt_state
+
+        self.fn = _compile(step, (params, opt_state, grads), (0, 1), self)
+        self.carry, self.grads = (params, opt_state), grads
+
+    run = _UpdateRunner.run
+
+
+class _BatchArgs(_Runner):
+    """A compiled function that takes the batch tree and returns one scalar:
+    the cost of passing the batch's leaves to a jitted call, which the
+    ``jgd-step`` variant pays on top of its step (a real batch has a few
+    leaves; this one has the params' structure)."""
+
+    def __init__(self, grads: Any):
+        import jax
+
+        self.fn = _compile(
+            lambda b: jax.tree.leaves(b)[0].ravel()[0], (grads,), (), self
+        )
+        self.grads = grads
+
+    def run(self, k: int) -> None:
+        out = None
+        for _ in range(k):
+            out = self.fn(self.grads)
+        out.block_until_ready()
 
 
 class _TorchRunner(_Runner):
@@ -485,7 +549,7 @@ def _torch_available() -> str | None:
     return torch.__version__
 
 
-VARIANTS = ("jgd", "jgd-step", "optax", "torch-foreach", "torch-fused")
+VARIANTS = ("jgd", "jgd-flat", "jgd-step", "optax", "torch-foreach", "torch-fused")
 LIMITS = ("limit-jit", "limit-numpy")
 
 
@@ -496,6 +560,8 @@ def _build(variant: str, opt_name: str, params_np: Any, grads: Any, grads_np: An
         return _UpdateRunner("optax", opt_name, params_np, grads)
     if variant == "jgd-step":
         return _MakeStepRunner(opt_name, params_np, grads)
+    if variant == "jgd-flat":
+        return _FlatRunner(opt_name, params_np, grads_np)
     if variant.startswith("torch-"):
         if _torch_available() is None:
             raise _Unsupported("torch is not installed")
@@ -588,6 +654,8 @@ def _cell(workload, opt_name, variants, settings, params_np, grads, grads_np, lo
             row["variants"][name] = {"status": "skipped", "reason": str(e)}
     runners["limit-jit"] = _LimitJit(floats)
     runners["limit-numpy"] = _LimitNumpy(floats)
+    if "jgd-step" in runners:
+        runners["batch-args"] = _BatchArgs(grads)
 
     ks = {n: _calibrate(r, settings["min_round_s"], settings["max_k"])
           for n, r in runners.items()}  # fmt: skip
@@ -617,6 +685,9 @@ def _cell(workload, opt_name, variants, settings, params_np, grads, grads_np, lo
         "bytes_per_s": limit_bw,
         "step_s": limit_step,
     }
+    if "batch-args" in runners:
+        row["batch_args_s"] = med.pop("batch-args")
+        runners.pop("batch-args").close()
     for n, r in runners.items():
         if n in LIMITS:
             continue
@@ -665,11 +736,12 @@ def _compile_sweep(leaf_counts, variants, log):
         import jax
         import jax.numpy as jnp
 
-        grads = jax.tree.map(jnp.asarray, _numpy_tree(_many(n, 100), 1, 0.01))
+        grads_np = _numpy_tree(_many(n, 100), 1, 0.01)
+        grads = jax.tree.map(jnp.asarray, grads_np)
         row = {"n_leaves": n, "n_params": 100 * n, "optimizer": "adam", "variants": {}}
         for v in variants:
             try:
-                r = _build(v, "adam", params_np, grads, None)
+                r = _build(v, "adam", params_np, grads, grads_np)
             except _Unsupported as e:
                 row["variants"][v] = {"status": "skipped", "reason": str(e)}
                 continue
@@ -698,29 +770,37 @@ def _compile_sweep(leaf_counts, variants, log):
 # --------------------------------------------------------------------------
 
 
-def _skip_rule(max_leaves_per_leaf: int, many_leaf_optimizers: tuple[str, ...] | None):
-    """Per-leaf jax variants (bare ``update``: jgd and optax) compile in time
-    that grows faster than linearly with the leaf count (XLA:CPU compiles one
-    set of kernels per leaf); above ``max_leaves_per_leaf`` leaves they are
-    skipped, and above 100 leaves only ``many_leaf_optimizers`` run them."""
+def _skip_rule(limits: dict[str, tuple[int, int, tuple[str, ...] | None]]):
+    """``limits[variant] = (max_leaves, over, optimizers)``: the variant is
+    skipped on workloads with more than ``max_leaves`` leaves, and on those
+    with more than ``over`` leaves runs only ``optimizers`` (None: all).
+
+    Why presets need it: per-leaf jax programs (jgd's and optax's bare
+    ``update``) compile in time that grows faster than linearly with the leaf
+    count (XLA:CPU emits kernels per leaf; see the compile sweep), make_step
+    packs a 10000-leaf gradient with one concatenate that XLA:CPU compiles in
+    tens of seconds, and torch steps over 10000 leaves are slow."""
 
     def skip(workload, n_leaves, opt_name, variant):
-        if variant not in ("jgd", "optax"):
+        if variant not in limits:
             return None
-        if n_leaves > max_leaves_per_leaf:
+        max_leaves, over, optimizers = limits[variant]
+        if n_leaves > max_leaves:
             return (
-                f"per-leaf compile of {n_leaves} leaves is too slow for this preset "
-                f"(> {max_leaves_per_leaf} leaves; see the compile sweep)"
+                f"this preset runs {variant} on at most {max_leaves} leaves "
+                "(compile time; see the compile sweep and benchmarks/README.md)"
             )
-        many = many_leaf_optimizers
-        if n_leaves > 100 and many is not None and opt_name not in many:
-            return f"preset runs per-leaf variants at {n_leaves} leaves only for " + (
-                ", ".join(many)
+        if n_leaves > over and optimizers is not None and opt_name not in optimizers:
+            return (
+                f"this preset runs {variant} on more than {over} leaves only for "
+                + ", ".join(optimizers)
             )
         return None
 
     return skip
 
+
+_HEAVY = ("adam", "clip+adamw")
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -729,18 +809,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rounds": 7,
         "min_round_s": 0.002,
         "max_k": 50,
-        "max_leaves_per_leaf": 1000,
-        "many_leaf_optimizers": None,
+        "limits": {},
         "compile_sweep": (3, 30),
     },
     "quick": {
-        "workloads": ("leaf-1M", "leaf-10M", "transformer", "1000x1000", "10000x100"),
-        "optimizers": ("sgd", "adam", "clip+adamw"),
+        "workloads": ("leaf-1M", "leaf-10M", "transformer", "1000x1000"),
+        "optimizers": ("adam", "clip+adamw"),
         "rounds": 7,
         "min_round_s": 0.02,
         "max_k": 1000,
-        "max_leaves_per_leaf": 1000,
-        "many_leaf_optimizers": ("adam",),
+        "limits": {"jgd": (1000, 100, ("adam",)), "optax": (1000, 100, ("adam",))},
         "compile_sweep": (),
     },
     "full": {
@@ -751,8 +829,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rounds": 9,
         "min_round_s": 0.05,
         "max_k": 2000,
-        "max_leaves_per_leaf": 1000,
-        "many_leaf_optimizers": None,
+        "limits": {
+            "jgd": (1000, 1000, None),
+            "optax": (1000, 1000, None),
+            "jgd-step": (10000, 1000, _HEAVY),
+            "torch-foreach": (10000, 1000, _HEAVY),
+            "torch-fused": (10000, 1000, _HEAVY),
+        },
         "compile_sweep": (10, 100, 300, 1000, 2000),
     },
 }  # fmt: skip
@@ -825,7 +908,8 @@ def _meminfo(field: str) -> int | None:
 def _threads() -> dict[str, Any]:
     env = {k: os.environ.get(k) for k in (
         "XLA_FLAGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-        "JAX_PLATFORMS", "JAX_ENABLE_X64")}  # fmt: skip
+        "JAX_PLATFORMS", "JAX_ENABLE_X64", "MALLOC_MMAP_THRESHOLD_",
+        "MALLOC_TRIM_THRESHOLD_")}  # fmt: skip
     out: dict[str, Any] = {"env": env}
     try:
         import torch
@@ -889,7 +973,7 @@ def run(
         "rounds": cfg["rounds"],
         "min_round_s": cfg["min_round_s"],
         "max_k": cfg["max_k"],
-        "skip": _skip_rule(cfg["max_leaves_per_leaf"], cfg["many_leaf_optimizers"]),
+        "skip": _skip_rule(cfg["limits"]),
     }
     started = time.time()
     out: dict[str, Any] = {
@@ -900,11 +984,11 @@ def run(
         "versions": _versions(),
         "device": _device(),
         "threads": _threads(),
-        "settings": {k: v for k, v in cfg.items() if k not in ("many_leaf_optimizers",)}
+        "settings": {k: v for k, v in cfg.items() if k != "limits"}
         | {
             "variants": list(variants),
             "learning_rate": LR,
-            "many_leaf_optimizers": cfg["many_leaf_optimizers"],
+            "limits": {k: list(v) for k, v in cfg["limits"].items()},
             "bytes_per_param": BYTES_PER_PARAM,
             "working_set_floats_per_param": WORKING_SET,
         },
@@ -921,9 +1005,20 @@ def run(
             "(peak_bytes = arguments + outputs - aliased + temporaries); "
             "rss_growth_bytes: VmHWM minus VmRSS over two steps, VmHWM reset through "
             "/proc/self/clear_refs (jax.Device.memory_stats() is None on CPU)",
+            "jgd": "jit(update + apply_updates), params and state donated, one "
+            "buffer per leaf",
+            "jgd-flat": "the same on the flat buffers jgd.train.init stores (one per "
+            "bucket), the gradient given packed: make_step's optimizer update alone",
             "jgd-step": "jgd.train.make_step(loss, opt) on jgd.train.init(params, opt); "
             "loss is a custom-VJP function whose value is 0 and whose gradient is the "
-            "batch, so the step is the optimizer update plus make_step's own packing",
+            "batch (a tree shaped like the params), so the step is the optimizer "
+            "update plus make_step's packing of the gradient and its grad_norm "
+            "metric, plus passing the batch's leaves (batch_args_s: a jitted call "
+            "that only takes the batch)",
+            "optax": "jit(optax update + optax.apply_updates), params and state "
+            "donated",
+            "torch": "torch.optim with foreach=True or fused=True, grads set once, "
+            "opt.step() per step (clip: clip_grad_norm_(foreach=True) first)",
         },
         "results": [],
         "compile_sweep": [],
@@ -948,7 +1043,9 @@ def run(
         gc.collect()
     if cfg["compile_sweep"]:
         log("\ncompile time against leaf count (adam, 100 params per leaf)")
-        sweep_variants = [v for v in ("jgd", "jgd-step", "optax") if v in variants]
+        sweep_variants = [
+            v for v in ("jgd", "jgd-flat", "jgd-step", "optax") if v in variants
+        ]
         out["compile_sweep"] = _compile_sweep(cfg["compile_sweep"], sweep_variants, log)
     out["duration_s"] = time.time() - started
     out["process_peak_rss_bytes"] = _process_peak_rss()
@@ -969,19 +1066,13 @@ def _get(out, workload, opt, variant, key="x_limit"):
     return None
 
 
-def _best_jgd(out, workload, opt, key="x_limit"):
-    vals = {v: _get(out, workload, opt, v, key) for v in ("jgd", "jgd-step")}
-    vals = {v: x for v, x in vals.items() if x is not None}
-    if not vals:
-        return None, None
-    v = min(vals, key=vals.get)
-    return vals[v], v
+JGD_VARIANTS = ("jgd", "jgd-flat", "jgd-step")
 
 
 def goals(out: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals, each with the figure this run measured (the better
-    of jgd's two paths, named) and whether it is met. Cells the run did not
-    measure are left out."""
+    """The issue's goals, one row per goal and jgd variant, with the figure
+    this run measured and whether it is met. Cells the run did not measure
+    are left out."""
     rows = []
 
     def add(goal, target, value, via, unit="x limit"):
@@ -990,26 +1081,19 @@ def goals(out: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"goal": goal, "target": target, "measured": value, "unit": unit,
                      "via": via, "met": bool(value <= target)})  # fmt: skip
 
-    for w in ("leaf-1M", "leaf-10M", "leaf-50M"):
-        add(f"{w} adam", 1.15, *_best_jgd(out, w, "adam"))
-    add("transformer adam", 1.25, *_best_jgd(out, "transformer", "adam"))
-    add("1000x1000 adam", 3.0, *_best_jgd(out, "1000x1000", "adam"))
-    add("10000x100 adam", 5.0, *_best_jgd(out, "10000x100", "adam"))
-    for w in (
-        "leaf-1M",
-        "leaf-10M",
-        "leaf-50M",
-        "transformer",
-        "1000x1000",
-        "10000x100",
-    ):
-        for v in ("jgd", "jgd-step"):
+    targets = {"leaf-1M": 1.15, "leaf-10M": 1.15, "leaf-50M": 1.15,
+               "transformer": 1.25, "1000x1000": 3.0, "10000x100": 5.0}  # fmt: skip
+    for w, target in targets.items():
+        for v in JGD_VARIANTS:
+            add(f"{w} adam", target, _get(out, w, "adam", v), v)
+    for w in targets:
+        for v in JGD_VARIANTS:
             a = _get(out, w, "adam", v, "step_s")
             c = _get(out, w, "clip+adamw", v, "step_s")
             if a and c:
                 add(f"{w} clip+adamw / adam time", 1.3, c / a, v, "x adam")
     for w, target in (("1000x1000", 0.5), ("10000x100", 3.0)):
-        for v in ("jgd", "jgd-step"):
+        for v in JGD_VARIANTS:
             add(f"{w} adam compile", target,
                 _get(out, w, "adam", v, "lower_plus_compile_s"), v, "s")  # fmt: skip
     return rows
@@ -1040,13 +1124,17 @@ def _row_line(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+_COMPILED = ("jgd", "jgd-flat", "jgd-step", "optax")
+_SHORT = {"jgd": "jgd", "jgd-flat": "flat", "jgd-step": "step", "optax": "optax"}
+
+
 def format_table(out: dict[str, Any]) -> str:
     """The results as a fixed-width table: one line per workload and
     optimizer; each variant's step time and its multiple of the limit."""
     variants = out["settings"]["variants"]
     head = f"{'workload':<17}{'optimizer':<11}{'B/p':>4}{'limit GB/s':>11}{'limit':>9}"
     head += "".join(f"{v:>20}" for v in variants)
-    head += f"{'compile jgd/step/optax':>26}"
+    head += f"  compile {'/'.join(_SHORT[v] for v in _COMPILED)}"
     lines = [head, "-" * len(head)]
     for r in out["results"]:
         line = f"{r['workload']:<17}{r['optimizer']:<11}{r['bytes_per_param']:>4}"
@@ -1059,14 +1147,14 @@ def format_table(out: dict[str, Any]) -> str:
                     if c["status"] == "ok" else "-")  # fmt: skip
             line += f"{cell:>20}"
         comp = []
-        for v in ("jgd", "jgd-step", "optax"):
+        for v in _COMPILED:
             c = r["variants"].get(v, {})
             comp.append(_fmt_s(c.get("lower_plus_compile_s")) if c.get("status") == "ok"
                         else "-")  # fmt: skip
-        line += f"{'/'.join(comp):>26}"
+        line += "  " + "/".join(comp)
         lines.append(line)
     if out.get("goals"):
-        lines += ["", "goals (issue 4; the better of jgd's two paths):"]
+        lines += ["", "goals (issue 4), for each jgd variant measured:"]
         for g in out["goals"]:
             lines.append(
                 f"  {'met ' if g['met'] else 'MISS'} {g['goal']:<34} "
@@ -1129,7 +1217,7 @@ def plot(out: dict[str, Any], stem: Path) -> list[Path]:
         paths.append(path)
     if out.get("compile_sweep"):
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        for v in ("jgd", "jgd-step", "optax"):
+        for v in _COMPILED:
             pts = [(r["n_leaves"], r["variants"][v]["lower_plus_compile_s"])
                    for r in out["compile_sweep"]
                    if r["variants"].get(v, {}).get("status") == "ok"]  # fmt: skip

@@ -23,8 +23,8 @@ def _variants():
     try:
         import torch  # noqa: F401
     except ImportError:
-        return ("jgd", "jgd-step", "optax")
-    return ("jgd", "jgd-step", "optax", "torch-foreach")
+        return ("jgd", "jgd-flat", "jgd-step", "optax")
+    return ("jgd", "jgd-flat", "jgd-step", "optax", "torch-foreach")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,7 @@ def test_every_cell_and_variant_has_every_field(result):
             assert len(lim["rounds_s"]) == rounds
             assert lim["bytes_per_s"] > 0 and lim["calls_per_round"] >= 1
         assert r["limit"]["kernel"] in ("jit", "numpy")
+        assert r["batch_args_s"] > 0  # jgd-step ran
         assert set(r["variants"]) == set(_variants())
         for name, v in r["variants"].items():
             assert v["status"] == "ok", (name, v)
@@ -130,7 +131,7 @@ def test_compile_sweep_and_goals(result):
     _, data = result
     assert [r["n_leaves"] for r in data["compile_sweep"]] == [2, 8]
     for r in data["compile_sweep"]:
-        for name in ("jgd", "jgd-step", "optax"):
+        for name in ("jgd", "jgd-flat", "jgd-step", "optax"):
             v = r["variants"][name]
             assert v["lower_plus_compile_s"] == pytest.approx(
                 v["lower_s"] + v["compile_s"]
@@ -192,12 +193,17 @@ def test_unsupported_variant_is_recorded_as_skipped():
     }
 
 
-def test_skip_rule_limits_per_leaf_variants_only():
-    skip = bench._skip_rule(1000, ("adam",))
-    assert skip("w", 10000, "adam", "jgd") and skip("w", 10000, "adam", "optax")
-    assert skip("w", 10000, "adam", "jgd-step") is None
-    assert skip("w", 1000, "sgd", "optax") and skip("w", 1000, "adam", "optax") is None
+def test_skip_rule_applies_each_variants_limits():
+    skip = bench._skip_rule(
+        {"jgd": (1000, 100, ("adam",)), "jgd-step": (10000, 1000, None)}
+    )
+    assert "at most 1000 leaves" in skip("w", 10000, "adam", "jgd")
+    assert "only for adam" in skip("w", 1000, "sgd", "jgd")
+    assert skip("w", 1000, "adam", "jgd") is None
     assert skip("w", 100, "sgd", "jgd") is None
+    assert skip("w", 10000, "sgd", "jgd-step") is None
+    assert skip("w", 10001, "sgd", "jgd-step")
+    assert skip("w", 10**6, "sgd", "optax") is None  # no limits given
 
 
 def test_goals_compare_against_the_targets():
@@ -211,8 +217,11 @@ def test_goals_compare_against_the_targets():
         cell("leaf-10M", "clip+adamw", jgd={"x_limit": 2.0, "step_s": 1.5}),
     ]}  # fmt: skip
     got = {(g["goal"], g["via"]): (g["measured"], g["met"]) for g in bench.goals(out)}
-    assert got[("leaf-10M adam", "jgd-step")] == (1.1, True)
-    assert got[("leaf-10M clip+adamw / adam time", "jgd")] == (1.5, False)
+    assert got == {
+        ("leaf-10M adam", "jgd"): (1.4, False),
+        ("leaf-10M adam", "jgd-step"): (1.1, True),
+        ("leaf-10M clip+adamw / adam time", "jgd"): (1.5, False),
+    }
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):

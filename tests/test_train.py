@@ -365,6 +365,13 @@ def test_step_rejects_aux_without_has_aux():
         step(T.init(jnp.zeros(3), opt), jnp.ones(3))
 
 
+def test_fit_rejects_a_loss_with_aux_and_says_how_to_drop_it():
+    with pytest.raises(
+        TypeError, match=r"\(loss, aux\), pass lambda p, b: loss_fn\(p, b\)\[0\]"
+    ):
+        T.fit(lambda p, b: (jnp.sum(p), b), 0.0, jgd.gd(0.1), jnp.ones(4), epochs=1)
+
+
 def test_init_rejects_integer_params():
     with pytest.raises(
         TypeError,

@@ -123,9 +123,14 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
         loss, aux = out
     else:
         if isinstance(out, tuple):
+            fix = (
+                "pass has_aux=True"
+                if name == "jgd.train.make_step"
+                else "pass lambda p, b: loss_fn(p, b)[0]"
+            )
             raise TypeError(
                 f"{name}: loss_fn must return a scalar loss; got a tuple of "
-                f"{len(out)}. If it returns (loss, aux), pass has_aux=True."
+                f"{len(out)}. If it returns (loss, aux), {fix}."
             )
         loss, aux = out, None
     shape, dtype = np.shape(loss), getattr(loss, "dtype", None)

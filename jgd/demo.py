@@ -45,6 +45,10 @@ OPTIMIZERS: list[tuple[str, Any, Callable[[dict], Any]]] = [
 ]
 
 
+EPOCHS = {False: 40, True: 10}  # by --quick
+TOLERANCE = {"regression": 0.02, "classification": 0.05}
+
+
 class Problem(NamedTuple):
     """A generated data set, a model's initial params and loss, the learning
     rates its optimizers use, and the loss that counts as reached."""
@@ -92,7 +96,7 @@ def problems(quick: bool, seed: int) -> list[Problem]:
         mse,
         {"gd": 0.3, "sgd1": 0.01, "sgd": 0.1, "momentum": 0.02,
          "rmsprop": 0.03, "adagrad": 0.5, "adam": 0.05},
-        tolerance=0.02,  # twice the noise variance, the best MSE possible
+        tolerance=TOLERANCE["regression"],  # twice the noise variance, 0.01
         mini_batch=16,
     )  # fmt: skip
 
@@ -111,7 +115,7 @@ def problems(quick: bool, seed: int) -> list[Problem]:
         cross_entropy,
         {"gd": 0.5, "sgd1": 0.01, "sgd": 0.1, "momentum": 0.02,
          "rmsprop": 0.005, "adagrad": 0.1, "adam": 0.01},
-        tolerance=0.05,
+        tolerance=TOLERANCE["classification"],
         mini_batch=16,
     )  # fmt: skip
     return [regression, classification]
@@ -120,7 +124,7 @@ def problems(quick: bool, seed: int) -> list[Problem]:
 def run(quick: bool = False, seed: int = 0) -> list[Row]:
     """Train every optimizer on every problem; one ``Row`` per run, each
     printed as it finishes."""
-    epochs = 10 if quick else 40
+    epochs = EPOCHS[quick]
     rows = []
     for problem in problems(quick, seed):
         full_loss = jax.jit(problem.loss)
@@ -219,12 +223,12 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 1
-    epochs = 10 if args.quick else 40
+    tolerances = ", ".join(f"{k} {v}" for k, v in TOLERANCE.items())
     print(
-        f"jgd demo: {epochs} epochs per run, seed {args.seed}. Losses are on the "
-        "full data set; 'steps to tol' counts steps until it first fell below the "
-        "problem's tolerance (regression 0.02, classification 0.05; checked at the "
-        "end of each epoch)."
+        f"jgd demo: {EPOCHS[args.quick]} epochs per run, seed {args.seed}. Losses "
+        "are on the full data set; 'steps to tol' counts steps until it first fell "
+        f"below the problem's tolerance ({tolerances}; checked at the end of each "
+        "epoch)."
     )
     print(HEADER)
     print("|" + "|".join("-" * (len(c)) for c in HEADER.split("|")[1:-1]) + "|")

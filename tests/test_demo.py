@@ -54,7 +54,7 @@ def test_every_optimizer_lowers_the_loss(quick_run):
 
 
 def test_step_counts_follow_from_batch_size_and_epochs(quick_run):
-    n, epochs = 128, 10  # the quick mode's data size and epochs
+    n, epochs = 128, demo.EPOCHS[True]  # the quick mode's data size and epochs
     for _, name, batch, steps, _, _, to_tol, train_s, compile_s in table_rows(
         quick_run[1]
     ):

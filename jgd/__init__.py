@@ -4,11 +4,13 @@
     updates, state = opt.update(grads, state, params)
     params = jgd.apply_updates(params, updates)
 
-Everyday names are re-exported here; ``jgd.schedules``, ``jgd.tree`` (and the
-training, loss and lab modules) stay namespaces.
+Everyday names are re-exported here; the themed modules stay namespaces:
+``jgd.schedules``, ``jgd.losses``, ``jgd.models``, ``jgd.train``, ``jgd.lab``
+(plots need the ``plot`` extra), ``jgd.tree``; ``jgd.bench`` is imported by
+``jgd bench``.
 """
 
-from jgd import schedules, tree
+from jgd import lab, losses, models, schedules, train, tree
 from jgd.base import (
     EmptyState,
     Schedule,
@@ -67,6 +69,9 @@ __all__ = [
     "clip_by_global_norm",
     "gd",
     "identity",
+    "lab",
+    "losses",
+    "models",
     "rmsprop",
     "scale",
     "scale_by_adam",
@@ -77,5 +82,6 @@ __all__ = [
     "schedules",
     "sgd",
     "trace",
+    "train",
     "tree",
 ]

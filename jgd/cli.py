@@ -37,4 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jgd: unknown command {name!r}; choose from {', '.join(COMMANDS)}.", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(argv) or 0)
+    try:
+        return int(module.main(argv) or 0)
+    except BrokenPipeError:  # e.g. `jgd demo | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0

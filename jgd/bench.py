@@ -483,10 +483,13 @@ class _TorchRunner(_Runner):
         import jax
         import torch
 
-        self.params = [torch.nn.Parameter(torch.from_numpy(np.array(p)))
+        # On a GPU run torch uses the GPU too, so that both sides share a device.
+        gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
+        self.device = "cuda" if gpu else "cpu"
+        self.params = [torch.nn.Parameter(torch.from_numpy(np.array(p)).to(self.device))
                        for p in jax.tree.leaves(params_np)]  # fmt: skip
         for p, g in zip(self.params, jax.tree.leaves(grads_np), strict=True):
-            p.grad = torch.from_numpy(np.array(g))
+            p.grad = torch.from_numpy(np.array(g)).to(self.device)
         self.opt, self.clip = _torch_opt(opt_name, self.params, mode)
         self.threads = torch.get_num_threads()
         t0 = time.perf_counter()
@@ -502,6 +505,10 @@ class _TorchRunner(_Runner):
             if self.clip is not None:
                 self.clip()
             self.opt.step()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
 
 
 class _LimitJit(_Runner):
@@ -629,6 +636,8 @@ def _calibrate(runner: _Runner, min_round_s: float, max_k: int) -> int:
 
 
 def _cell(workload, opt_name, variants, settings, params_np, grads, grads_np, log):
+    import jax
+
     n_leaves, n_params = _count(_shapes(workload))
     bpp = BYTES_PER_PARAM[opt_name]
     floats = WORKING_SET[opt_name] * n_params
@@ -678,6 +687,8 @@ def _cell(workload, opt_name, variants, settings, params_np, grads, grads_np, lo
             "calls_per_round": ks[n],
         }
     best = max(limit, key=lambda n: limit[n]["bytes_per_s"])
+    if jax.default_backend() != "cpu":
+        best = "jit"  # NumPy measures host memory, not the accelerator's
     limit_bw = limit[best]["bytes_per_s"]
     limit_step = row["bytes_per_step"] / limit_bw
     row["limit"] = limit | {
@@ -713,6 +724,7 @@ def _cell(workload, opt_name, variants, settings, params_np, grads, grads_np, lo
         if isinstance(r, _TorchRunner):
             rec["first_step_s"] = r.first_step_s
             rec["torch_threads"] = r.threads
+            rec["torch_device"] = r.device
         rec["rss_growth_bytes"] = _rss_growth(r)
         row["variants"][n] = rec
     for r in runners.values():

@@ -1060,6 +1060,8 @@ def run(
         ]
         out["compile_sweep"] = _compile_sweep(cfg["compile_sweep"], sweep_variants, log)
     out["duration_s"] = time.time() - started
+    with contextlib.suppress(OSError):
+        out["threads"]["loadavg_end"] = os.getloadavg()
     out["process_peak_rss_bytes"] = _process_peak_rss()
     out["goals"] = goals(out)
     return out

@@ -1177,41 +1177,73 @@ def format_table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _plot_rows(out: dict[str, Any], axis: str) -> tuple[list[dict], str]:
+    """The cells each plot draws as lines, and what they hold fixed. Against
+    leaves: the workloads of the most common parameter count (1M in the full
+    run: one leaf, 1000 x 1000, 10000 x 100). Against parameters: the
+    single-leaf workloads (other workloads are drawn as unjoined squares)."""
+    rows = out["results"]
+    if axis == "leaves":
+        counts = [r["n_params"] for r in rows]
+        n = max(set(counts), key=counts.count) if counts else 0
+        same = [r for r in rows if r["n_params"] == n]
+        if len({r["n_leaves"] for r in same}) > 1:
+            return same, f"{n / 1e6:g}M float32 params"
+        return rows, "all workloads"
+    single = [r for r in rows if r["n_leaves"] == 1]
+    return (single, "one leaf") if single else (rows, "all workloads")
+
+
 def plot(out: dict[str, Any], stem: Path) -> list[Path]:
-    """Write ``<stem>-leaves.png`` (step time against leaf count),
-    ``<stem>-params.png`` (against parameter count) and, when the run has a
-    compile sweep, ``<stem>-compile.png``; log scales, one panel per
-    optimizer, one line per variant plus the limit."""
+    """Write ``<stem>-leaves.png`` (step time against leaf count, parameter
+    count fixed), ``<stem>-params.png`` (against parameter count, single
+    leaves joined) and, when the run has a compile sweep,
+    ``<stem>-compile.png``; log scales, one panel per optimizer, one line per
+    variant plus the limit (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     variants = [*out["settings"]["variants"], "limit"]
+    colors = {v: f"C{i}" for i, v in enumerate(variants)} | {"limit": "k"}
     opts = list(dict.fromkeys(r["optimizer"] for r in out["results"]))
     paths = []
+
+    def step_of(r, v):
+        if v == "limit":
+            return r["limit"]["step_s"]
+        c = r["variants"].get(v, {})
+        return c["step_s"] if c.get("status") == "ok" else None
+
     for axis, key in (("leaves", "n_leaves"), ("params", "n_params")):
+        lined, fixed = _plot_rows(out, axis)
+        others = (
+            [r for r in out["results"] if r not in lined] if axis == "params" else []
+        )
         ncol = min(4, max(1, len(opts)))
         nrow = math.ceil(len(opts) / ncol) if opts else 1
         fig, axes = plt.subplots(
             nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False
         )
         for ax, o in zip(axes.flat, opts):
-            rows = sorted((r for r in out["results"] if r["optimizer"] == o),
-                          key=lambda r: (r[key], r["n_params"]))  # fmt: skip
+            rows = sorted(
+                (r for r in lined if r["optimizer"] == o), key=lambda r: r[key]
+            )
             for v in variants:
-                pts = []
-                for r in rows:
-                    if v == "limit":
-                        pts.append((r[key], r["limit"]["step_s"]))
-                    elif r["variants"].get(v, {}).get("status") == "ok":
-                        pts.append((r[key], r["variants"][v]["step_s"]))
+                pts = [(r[key], step_of(r, v)) for r in rows if step_of(r, v)]
+                style = {"ls": "--"} if v == "limit" else {"marker": "o"}
                 if pts:
                     xs, ys = zip(*pts)
-                    style = (
-                        {"color": "k", "ls": "--"} if v == "limit" else {"marker": "o"}
+                    ax.plot(
+                        xs, [y * 1e3 for y in ys], label=v, color=colors[v], **style
                     )
-                    ax.plot(xs, [y * 1e3 for y in ys], label=v, **style)
+                pts = [(r[key], step_of(r, v)) for r in others
+                       if r["optimizer"] == o and step_of(r, v)]  # fmt: skip
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.scatter(xs, [y * 1e3 for y in ys], marker="s", s=14,
+                               color=colors[v], alpha=0.6)  # fmt: skip
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(o)
@@ -1222,7 +1254,8 @@ def plot(out: dict[str, Any], stem: Path) -> list[Path]:
             ax.axis("off")
         if opts:
             axes.flat[0].legend(fontsize=7)
-        fig.suptitle(f"jgd bench ({out['preset']}): step time against {axis}; "
+        note = f"lines: {fixed}" + ("; squares: multi-leaf workloads" if others else "")
+        fig.suptitle(f"jgd bench ({out['preset']}): step time against {axis} ({note}); "
                      f"{out['device']['cpu']}", fontsize=9)  # fmt: skip
         fig.tight_layout()
         path = Path(f"{stem}-{axis}.png")

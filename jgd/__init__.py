@@ -48,7 +48,6 @@ __version__ = "0.1.0"
 __all__ = [
     "AddDecayedWeightsState",
     "EmptyState",
-    "Schedule",
     "ScaleByAdamState",
     "ScaleByRStdDevState",
     "ScaleByRStdDevWithCountState",
@@ -56,6 +55,7 @@ __all__ = [
     "ScaleByRmsWithCountState",
     "ScaleByRssState",
     "ScaleByScheduleState",
+    "Schedule",
     "Static",
     "TraceState",
     "Transform",

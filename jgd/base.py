@@ -135,7 +135,9 @@ class Static:
         return repr(self.value)
 
 
-jax.tree_util.register_pytree_node(Static, lambda s: ((), s.value), lambda v, _: Static(v))
+jax.tree_util.register_pytree_node(
+    Static, lambda s: ((), s.value), lambda v, _: Static(v)
+)
 
 
 def _takes_var_keyword(fn) -> bool:
@@ -267,7 +269,9 @@ def check_number(
             f"{name}: {arg} must be {kind}; got {value!r} ({type(value).__name__})."
         )
     arr = np.asarray(value)
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise TypeError(f"{name}: {arg} must be {kind}; got dtype {arr.dtype}.")
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(arr)
@@ -438,7 +442,7 @@ def _check_same_tree(
 ) -> None:
     """TypeError naming the first path where trees ``a`` and ``b`` differ in
     structure (or leaf shape, with ``shapes``). Static, so free under ``jit``."""
-    is_none = lambda x: x is None  # noqa: E731
+    is_none = lambda x: x is None
     pa = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_none)[0]
     pb = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_none)[0]
     if jax.tree.structure(a, is_leaf=is_none) == jax.tree.structure(b, is_leaf=is_none):

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and not argv[0].startswith("-"):
         name, argv = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"jgd: unknown command {name!r}; choose from {', '.join(COMMANDS)}.", file=sys.stderr)
+        print(
+            f"jgd: unknown command {name!r}; choose from {', '.join(COMMANDS)}.",
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     try:

@@ -178,9 +178,15 @@ class Rmsprop(Optimizer):
     def recipe(self):
         kind = scale_by_stddev if self.centered else scale_by_rms
         rescale = kind(
-            self.decay, self.eps, self.initial_scale, self.eps_in_sqrt, self.bias_correction
+            self.decay,
+            self.eps,
+            self.initial_scale,
+            self.eps_in_sqrt,
+            self.bias_correction,
         )
-        last = Identity() if self.momentum is None else trace(self.momentum, self.nesterov)
+        last = (
+            Identity() if self.momentum is None else trace(self.momentum, self.nesterov)
+        )
         return chain(rescale, scale_by_learning_rate(self.learning_rate), last)
 
 
@@ -259,7 +265,12 @@ class Adam(Optimizer):
 
     def _scale_by_adam(self):
         return scale_by_adam(
-            self.b1, self.b2, self.eps, self.eps_root, self.mu_dtype, nesterov=self.nesterov
+            self.b1,
+            self.b2,
+            self.eps,
+            self.eps_root,
+            self.mu_dtype,
+            nesterov=self.nesterov,
         )
 
     def recipe(self):

@@ -129,7 +129,9 @@ def linear_schedule(
 
     Matches: optax.linear_schedule(...), with the same exceptions.
     """
-    return PolynomialSchedule(init_value, end_value, 1, transition_steps, transition_begin)
+    return PolynomialSchedule(
+        init_value, end_value, 1, transition_steps, transition_begin
+    )
 
 
 @register
@@ -172,7 +174,9 @@ class ExponentialDecay(Schedule):
         p = _float(k) / self.transition_steps
         if self.staircase:
             p = jnp.floor(p)
-        value = jnp.where(k <= 0, self.init_value, self.init_value * jnp.power(self.decay_rate, p))
+        value = jnp.where(
+            k <= 0, self.init_value, self.init_value * jnp.power(self.decay_rate, p)
+        )
         if self.end_value is not None:
             value = jnp.where(
                 jnp.asarray(self.decay_rate) < 1,
@@ -336,7 +340,9 @@ class JoinSchedules(Schedule):
     _api = "jgd.schedules.join_schedules"
 
     def __post_init__(self):
-        items = tuple(s if isinstance(s, (Value, Static)) else Static(s) for s in self.schedules)
+        items = tuple(
+            s if isinstance(s, (Value, Static)) else Static(s) for s in self.schedules
+        )
         object.__setattr__(self, "schedules", items)
         object.__setattr__(self, "boundaries", tuple(self.boundaries))
         self.check()
@@ -344,7 +350,9 @@ class JoinSchedules(Schedule):
     def check(self):
         for s in self.schedules:
             if not callable(s):
-                raise TypeError(f"{self._api}: every schedule must be callable; got {s!r}.")
+                raise TypeError(
+                    f"{self._api}: every schedule must be callable; got {s!r}."
+                )
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(
                 f"{self._api}: boundaries must have one entry fewer than schedules; "

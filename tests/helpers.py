@@ -30,10 +30,16 @@ TOL = {jnp.float32: 1e-6, jnp.float64: 1e-12}
 
 def random_tree(key, dtype=jnp.float32, shapes=TREE_SHAPES, scale=1.0):
     """A pytree shaped like ``shapes`` with N(0, scale^2) leaves of ``dtype``."""
-    leaves, treedef = jax.tree.flatten(shapes, is_leaf=lambda s: isinstance(s, tuple) and all(isinstance(d, int) for d in s))
+    leaves, treedef = jax.tree.flatten(
+        shapes,
+        is_leaf=lambda s: isinstance(s, tuple) and all(isinstance(d, int) for d in s),
+    )
     keys = jax.random.split(key, len(leaves))
     arrays = [
-        (scale * jax.random.normal(k, s, jnp.float32 if dtype == jnp.bfloat16 else dtype)).astype(dtype)
+        (
+            scale
+            * jax.random.normal(k, s, jnp.float32 if dtype == jnp.bfloat16 else dtype)
+        ).astype(dtype)
         for k, s in zip(keys, leaves)
     ]
     return jax.tree.unflatten(treedef, arrays)
@@ -53,7 +59,9 @@ def assert_trees_close(actual, expected, rtol, where=""):
     assert len(pa) == len(pe), f"{where}: {len(pa)} leaves vs {len(pe)}"
     for (path, a), e in zip(pa, pe):
         a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
-        assert a.shape == e.shape, f"{where}{jax.tree_util.keystr(path)}: shape {a.shape} vs {e.shape}"
+        assert a.shape == e.shape, (
+            f"{where}{jax.tree_util.keystr(path)}: shape {a.shape} vs {e.shape}"
+        )
         np.testing.assert_allclose(
             a, e, rtol=rtol, atol=0, err_msg=f"{where}{jax.tree_util.keystr(path)}"
         )
@@ -85,7 +93,12 @@ OPTIMIZERS = {
     "gd": (lambda lr: jgd.gd(lr), 0.5, 1e-3, 20000),
     "sgd": (lambda lr: jgd.sgd(lr), 0.5, 1e-3, 20000),
     "sgd_momentum": (lambda lr: jgd.sgd(lr, momentum=0.9), 0.1, 1e-3, 5000),
-    "sgd_nesterov": (lambda lr: jgd.sgd(lr, momentum=0.9, nesterov=True), 0.1, 1e-3, 5000),
+    "sgd_nesterov": (
+        lambda lr: jgd.sgd(lr, momentum=0.9, nesterov=True),
+        0.1,
+        1e-3,
+        5000,
+    ),
     "rmsprop": (lambda lr: jgd.rmsprop(lr), 0.01, 1e-3, 5000),
     "rmsprop_centered_momentum": (
         lambda lr: jgd.rmsprop(lr, centered=True, momentum=0.9, nesterov=True),

@@ -57,11 +57,15 @@ def test_dtypes_are_kept(name, dtype, request):
     state = opt.init(params)
     for leaf in jax.tree.leaves(state):
         assert leaf.dtype in (dtype, jnp.int32)
-    updates, state = jax.jit(opt.update)(random_tree(jax.random.key(1), dtype), state, params)
+    updates, state = jax.jit(opt.update)(
+        random_tree(jax.random.key(1), dtype), state, params
+    )
     new = jgd.apply_updates(params, updates)
     for tree in (updates, new):
         assert all(x.dtype == dtype for x in jax.tree.leaves(tree))
-    assert all(bool(jnp.all(jnp.isfinite(x.astype(jnp.float32)))) for x in jax.tree.leaves(new))
+    assert all(
+        bool(jnp.all(jnp.isfinite(x.astype(jnp.float32)))) for x in jax.tree.leaves(new)
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,7 +79,9 @@ def test_converges_on_the_bowl(name):
         u, s = opt.update(jax.grad(bowl)(x), s, x)
         return (jgd.apply_updates(x, u), s), None
 
-    (x, _), _ = jax.jit(lambda x: jax.lax.scan(body, (x, opt.init(x)), None, length=1000))(x0)
+    (x, _), _ = jax.jit(
+        lambda x: jax.lax.scan(body, (x, opt.init(x)), None, length=1000)
+    )(x0)
     assert float(bowl(x)) < 1e-3 * float(bowl(x0))
     assert max(float(jnp.max(jnp.abs(v), initial=0)) for v in jax.tree.leaves(x)) < 0.05
 
@@ -91,7 +97,9 @@ def test_converges_on_rosenbrock(name):
         u, s = opt.update(jax.grad(rosenbrock)(x), s, x)
         return (jgd.apply_updates(x, u), s), None
 
-    (x, _), _ = jax.jit(lambda x: jax.lax.scan(body, (x, opt.init(x)), None, length=steps))(x0)
+    (x, _), _ = jax.jit(
+        lambda x: jax.lax.scan(body, (x, opt.init(x)), None, length=steps)
+    )(x0)
     assert float(rosenbrock(x)) < 1e-3
     np.testing.assert_allclose(np.asarray(x), [1.0, 1.0], atol=0.06)
 

@@ -34,7 +34,9 @@ def test_seed_one_weight_step():
 def test_seed_x_squared_bowl():
     """Seed 003: minimise x**2 from 5 with lr 0.1: x_k = 5 * 0.8**k."""
     xs = _steps(jgd.gd(0.1), jnp.array(5.0), jax.grad(lambda x: x**2), 20)
-    np.testing.assert_allclose([float(x) for x in xs], 5.0 * 0.8 ** np.arange(1, 21), rtol=1e-5)
+    np.testing.assert_allclose(
+        [float(x) for x in xs], 5.0 * 0.8 ** np.arange(1, 21), rtol=1e-5
+    )
 
 
 def test_seed_batch_gradient_descent_reaches_least_squares(x64):
@@ -52,7 +54,9 @@ def test_seed_batch_gradient_descent_reaches_least_squares(x64):
     def seed_gradient(theta):  # the tutorial's hand-written backprop
         return 2 / m * x_b.T @ (x_b @ theta - y)
 
-    np.testing.assert_allclose(jax.grad(mse)(theta0), seed_gradient(np.asarray(theta0)), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.grad(mse)(theta0), seed_gradient(np.asarray(theta0)), rtol=1e-12
+    )
     (theta,) = _steps(jgd.gd(0.1), theta0, jax.grad(mse), 1000)[-1:]
     expected = np.linalg.lstsq(x_b, y, rcond=None)[0]
     np.testing.assert_allclose(np.asarray(theta), expected, atol=1e-4)
@@ -105,7 +109,9 @@ def test_adam_first_step_is_lr_times_sign(x64):
     """With bias correction Adam's first step is lr * g / (|g| + eps): the sign
     of the gradient times the learning rate, whatever the gradient's size."""
     (w1,) = _steps(jgd.adam(0.1), jnp.asarray(W0), lambda _: jnp.asarray(G[0]), 1)
-    np.testing.assert_allclose(np.asarray(w1), W0 - 0.1 * G[0] / (np.abs(G[0]) + 1e-8), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(w1), W0 - 0.1 * G[0] / (np.abs(G[0]) + 1e-8), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,4 +128,6 @@ def test_steps_match_numpy_by_hand(opt, reference, x64):
     grads = iter(jnp.asarray(g) for g in G)
     ours = _steps(opt, jnp.asarray(W0), lambda _: next(grads), len(G))
     for t, (a, b) in enumerate(zip(ours, reference())):
-        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12, err_msg=f"step {t + 1}")
+        np.testing.assert_allclose(
+            np.asarray(a), b, rtol=1e-12, err_msg=f"step {t + 1}"
+        )

@@ -17,7 +17,12 @@ import optax
 import pytest
 
 import jgd
-from tests.helpers import assert_trees_close, gradient_stream, random_tree, standard_promotion
+from tests.helpers import (
+    assert_trees_close,
+    gradient_stream,
+    random_tree,
+    standard_promotion,
+)
 
 
 def _quadratic_loss(params):
@@ -39,7 +44,13 @@ def _run_steps(opt, params, k):
 def test_print_shows_hyperparameters():
     text = str(jgd.adam(1e-3))
     assert text.startswith("Adam(")
-    for field in ["learning_rate=0.001", "b1=0.9", "b2=0.999", "eps=1e-08", "nesterov=False"]:
+    for field in [
+        "learning_rate=0.001",
+        "b1=0.9",
+        "b2=0.999",
+        "eps=1e-08",
+        "nesterov=False",
+    ]:
         assert field in text
     assert "momentum=0.9" in repr(jgd.sgd(0.1, momentum=0.9))
     assert "decay_steps=100" in repr(jgd.schedules.cosine_decay_schedule(0.1, 100))
@@ -58,7 +69,9 @@ def test_hyperparameters_are_leaves_and_flags_are_static():
     leaves = jax.tree.leaves(jgd.adam(1e-3, b1=0.8))
     assert leaves == [1e-3, 0.8, 0.999, 1e-8, 0.0]
     assert jax.tree.structure(jgd.adam(0.1)) == jax.tree.structure(jgd.adam(0.2))
-    assert jax.tree.structure(jgd.adam(0.1)) != jax.tree.structure(jgd.adam(0.1, nesterov=True))
+    assert jax.tree.structure(jgd.adam(0.1)) != jax.tree.structure(
+        jgd.adam(0.1, nesterov=True)
+    )
     schedule = jgd.schedules.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100)
     assert jax.tree.leaves(jgd.sgd(schedule)) == [0.0, 1.0, 0.0, 1.0]
 
@@ -107,8 +120,13 @@ def test_vmap_over_learning_rates_equals_one_by_one():
     lrs = jnp.array([0.001, 0.01, 0.1, 0.3], jnp.float32)
     swept = jax.jit(jax.vmap(lambda lr: _run_steps(jgd.adam(lr), params, 20)))(lrs)
     for i, lr in enumerate(lrs.tolist()):
-        single = jax.jit(lambda p: _run_steps(jgd.adam(lr), p, 20))(params)
-        assert_trees_close(jax.tree.map(lambda x: x[i], swept), single, rtol=1e-6, where=f"lr={lr}")
+        single = jax.jit(lambda p, lr=lr: _run_steps(jgd.adam(lr), p, 20))(params)
+        assert_trees_close(
+            jax.tree.map(lambda x, i=i: x[i], swept),
+            single,
+            rtol=1e-6,
+            where=f"lr={lr}",
+        )
 
 
 def test_vmap_over_whole_optimizer_values():
@@ -118,11 +136,15 @@ def test_vmap_over_whole_optimizer_values():
     x0 = {"w": jnp.full(3, 4.0)}
     swept = jax.vmap(lambda o: _run_steps(o, x0, 10))(stacked)
     for i, o in enumerate(opts):
-        assert_trees_close(jax.tree.map(lambda x: x[i], swept), _run_steps(o, x0, 10), 1e-6)
+        assert_trees_close(
+            jax.tree.map(lambda x, i=i: x[i], swept), _run_steps(o, x0, 10), 1e-6
+        )
 
 
 def test_grad_with_respect_to_learning_rate_matches_finite_difference(x64):
-    params = jax.tree.map(lambda x: x.astype(jnp.float64), random_tree(jax.random.key(0)))
+    params = jax.tree.map(
+        lambda x: x.astype(jnp.float64), random_tree(jax.random.key(0))
+    )
 
     def loss_after(lr, b1):
         return _quadratic_loss(_run_steps(jgd.adam(lr, b1=b1), params, 5))
@@ -150,7 +172,9 @@ def test_grad_through_a_schedule_value(x64):
 
 def test_traced_hyperparameters_equal_constant_ones_in_float64(x64):
     """KNOWN_DIFFERENCES['traced float32 hyperparameters'], float64 side."""
-    params = jax.tree.map(lambda x: x.astype(jnp.float64), random_tree(jax.random.key(0)))
+    params = jax.tree.map(
+        lambda x: x.astype(jnp.float64), random_tree(jax.random.key(0))
+    )
     opt = jgd.adamw(0.01, b2=0.999, weight_decay=0.1, nesterov=True)
     as_argument = jax.jit(lambda o, p: _run_steps(o, p, 30))(opt, params)
     as_constant = jax.jit(lambda p: _run_steps(opt, p, 30))(params)
@@ -159,7 +183,9 @@ def test_traced_hyperparameters_equal_constant_ones_in_float64(x64):
 
 def test_built_inside_jit_with_a_traced_learning_rate():
     params = {"w": jnp.array([2.0, -1.0])}
-    out = jax.jit(lambda lr: _run_steps(jgd.rmsprop(lr, momentum=0.9), params, 10))(0.01)
+    out = jax.jit(lambda lr: _run_steps(jgd.rmsprop(lr, momentum=0.9), params, 10))(
+        0.01
+    )
     ref = _run_steps(jgd.rmsprop(0.01, momentum=0.9), params, 10)
     assert_trees_close(out, ref, rtol=1e-6)
 
@@ -183,9 +209,23 @@ def _stream_run(opt, params, grads):
 @pytest.mark.parametrize(
     "mixed",
     [
-        lambda: optax.chain(jgd.clip_by_global_norm(2.0), optax.scale_by_adam(), jgd.add_decayed_weights(0.1), optax.scale(-0.01)),
-        lambda: jgd.chain(optax.clip_by_global_norm(2.0), jgd.scale_by_adam(), optax.add_decayed_weights(0.1), jgd.scale(-0.01)),
-        lambda: optax.chain(jgd.chain(jgd.clip_by_global_norm(2.0), optax.scale_by_adam()), optax.add_decayed_weights(0.1), jgd.scale(-0.01)),
+        lambda: optax.chain(
+            jgd.clip_by_global_norm(2.0),
+            optax.scale_by_adam(),
+            jgd.add_decayed_weights(0.1),
+            optax.scale(-0.01),
+        ),
+        lambda: jgd.chain(
+            optax.clip_by_global_norm(2.0),
+            jgd.scale_by_adam(),
+            optax.add_decayed_weights(0.1),
+            jgd.scale(-0.01),
+        ),
+        lambda: optax.chain(
+            jgd.chain(jgd.clip_by_global_norm(2.0), optax.scale_by_adam()),
+            optax.add_decayed_weights(0.1),
+            jgd.scale(-0.01),
+        ),
     ],
     ids=["jgd-in-optax", "optax-in-jgd", "nested"],
 )
@@ -193,9 +233,14 @@ def test_jgd_and_optax_mix_in_one_chain(mixed):
     params = random_tree(jax.random.key(0))
     grads = gradient_stream(jax.random.key(1), params, 10)
     pure = optax.chain(
-        optax.clip_by_global_norm(2.0), optax.scale_by_adam(), optax.add_decayed_weights(0.1), optax.scale(-0.01)
+        optax.clip_by_global_norm(2.0),
+        optax.scale_by_adam(),
+        optax.add_decayed_weights(0.1),
+        optax.scale(-0.01),
     )
-    for t, (a, b) in enumerate(zip(_stream_run(mixed(), params, grads), _stream_run(pure, params, grads))):
+    for t, (a, b) in enumerate(
+        zip(_stream_run(mixed(), params, grads), _stream_run(pure, params, grads))
+    ):
         assert_trees_close(a, b, rtol=1e-6, where=f"step {t}")
 
 
@@ -216,7 +261,9 @@ def test_extra_args_reach_optax_transforms_that_take_them():
         seen.update(extra)
         return updates, state
 
-    tx = jgd.chain(jgd.scale(2.0), optax.GradientTransformationExtraArgs(lambda p: (), update))
+    tx = jgd.chain(
+        jgd.scale(2.0), optax.GradientTransformationExtraArgs(lambda p: (), update)
+    )
     tx.update({"w": jnp.ones(2)}, tx.init(None), value=jnp.float32(3.0))
     assert float(seen["value"]) == 3.0
 
@@ -258,13 +305,19 @@ def test_apply_updates_rounds_once_in_the_wider_dtype():
     p = jnp.array([1.0], jnp.bfloat16)
     u = jnp.array([0.00390625 + 0.001], jnp.float32)  # just over half a bf16 ulp at 1
     # bf16(1 + u) rounds up once; rounding u to bf16 first would not change the sum.
-    assert float(jgd.apply_updates(p, u)[0]) == float(jnp.asarray(1.0078125, jnp.bfloat16))
+    assert float(jgd.apply_updates(p, u)[0]) == float(
+        jnp.asarray(1.0078125, jnp.bfloat16)
+    )
 
 
 def test_apply_updates_names_the_mismatch():
     with pytest.raises(TypeError, match=r"jgd\.apply_updates: .*\['b'\]"):
-        jgd.apply_updates({"a": jnp.ones(1), "b": jnp.ones(1)}, {"a": jnp.ones(1), "c": jnp.ones(1)})
-    with pytest.raises(TypeError, match=r"differ in shape at \['a'\]: \(2,\) vs \(1,\)"):
+        jgd.apply_updates(
+            {"a": jnp.ones(1), "b": jnp.ones(1)}, {"a": jnp.ones(1), "c": jnp.ones(1)}
+        )
+    with pytest.raises(
+        TypeError, match=r"differ in shape at \['a'\]: \(2,\) vs \(1,\)"
+    ):
         jgd.apply_updates({"a": jnp.ones(1)}, {"a": jnp.ones(2)})
 
 
@@ -279,7 +332,7 @@ def test_equinox_training_loop_runs_unchanged_and_matches_optax():
 
         @eqx.filter_jit
         def step(model, state):
-            loss = lambda m: jnp.mean(jnp.square(jax.vmap(m)(x) - y))  # noqa: E731
+            loss = lambda m: jnp.mean(jnp.square(jax.vmap(m)(x) - y))
             grads = eqx.filter_grad(loss)(model)
             updates, state = opt.update(grads, state, eqx.filter(model, eqx.is_array))
             return eqx.apply_updates(model, updates), state

@@ -76,7 +76,9 @@ def _lr(schedule: bool, jgd_side: bool):
         return 0.05
     if jgd_side:
         return js.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
-    return _f64_count(optax.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01))
+    return _f64_count(
+        optax.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
+    )
 
 
 def _decay_mask(params):
@@ -97,45 +99,75 @@ CASES = {
         lambda s: jgd.sgd(_lr(s, True), momentum=0.8, nesterov=True),
         lambda s: optax.sgd(_lr(s, False), momentum=0.8, nesterov=True),
     ),
-    "rmsprop": (lambda s: jgd.rmsprop(_lr(s, True)), lambda s: optax.rmsprop(_lr(s, False))),
+    "rmsprop": (
+        lambda s: jgd.rmsprop(_lr(s, True)),
+        lambda s: optax.rmsprop(_lr(s, False)),
+    ),
     "rmsprop_all_flags": (
         lambda s: jgd.rmsprop(
-            _lr(s, True), decay=0.95, eps=1e-6, initial_scale=0.1, eps_in_sqrt=False,
-            centered=True, momentum=0.9, nesterov=True, bias_correction=True,
+            _lr(s, True),
+            decay=0.95,
+            eps=1e-6,
+            initial_scale=0.1,
+            eps_in_sqrt=False,
+            centered=True,
+            momentum=0.9,
+            nesterov=True,
+            bias_correction=True,
         ),
         lambda s: optax.rmsprop(
-            _lr(s, False), decay=0.95, eps=1e-6, initial_scale=0.1, eps_in_sqrt=False,
-            centered=True, momentum=0.9, nesterov=True, bias_correction=True,
+            _lr(s, False),
+            decay=0.95,
+            eps=1e-6,
+            initial_scale=0.1,
+            eps_in_sqrt=False,
+            centered=True,
+            momentum=0.9,
+            nesterov=True,
+            bias_correction=True,
         ),
     ),
     "rmsprop_momentum_bias_correction": (
         lambda s: jgd.rmsprop(_lr(s, True), momentum=0.5, bias_correction=True),
         lambda s: optax.rmsprop(_lr(s, False), momentum=0.5, bias_correction=True),
     ),
-    "adagrad": (lambda s: jgd.adagrad(_lr(s, True)), lambda s: optax.adagrad(_lr(s, False))),
+    "adagrad": (
+        lambda s: jgd.adagrad(_lr(s, True)),
+        lambda s: optax.adagrad(_lr(s, False)),
+    ),
     "adagrad_args": (
         lambda s: jgd.adagrad(_lr(s, True), initial_accumulator_value=0.0, eps=1e-3),
         lambda s: optax.adagrad(_lr(s, False), initial_accumulator_value=0.0, eps=1e-3),
     ),
     "adam": (lambda s: jgd.adam(_lr(s, True)), lambda s: optax.adam(_lr(s, False))),
     "adam_all_flags": (
-        lambda s: jgd.adam(_lr(s, True), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True),
-        lambda s: optax.adam(_lr(s, False), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True),
+        lambda s: jgd.adam(
+            _lr(s, True), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True
+        ),
+        lambda s: optax.adam(
+            _lr(s, False), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True
+        ),
     ),
     "adamw": (lambda s: jgd.adamw(_lr(s, True)), lambda s: optax.adamw(_lr(s, False))),
     "adamw_mask_tree_wd_schedule": (
         lambda s: jgd.adamw(
-            _lr(s, True), weight_decay=js.linear_schedule(0.1, 0.0, 30),
+            _lr(s, True),
+            weight_decay=js.linear_schedule(0.1, 0.0, 30),
             mask=_decay_mask(random_tree(jax.random.key(0))),
         ),
         lambda s: optax.adamw(
-            _lr(s, False), weight_decay=_f64_count(optax.schedules.linear_schedule(0.1, 0.0, 30)),
+            _lr(s, False),
+            weight_decay=_f64_count(optax.schedules.linear_schedule(0.1, 0.0, 30)),
             mask=_decay_mask(random_tree(jax.random.key(0))),
         ),
     ),
     "adamw_mask_callable_nesterov": (
-        lambda s: jgd.adamw(_lr(s, True), weight_decay=0.05, mask=_decay_mask, nesterov=True),
-        lambda s: optax.adamw(_lr(s, False), weight_decay=0.05, mask=_decay_mask, nesterov=True),
+        lambda s: jgd.adamw(
+            _lr(s, True), weight_decay=0.05, mask=_decay_mask, nesterov=True
+        ),
+        lambda s: optax.adamw(
+            _lr(s, False), weight_decay=0.05, mask=_decay_mask, nesterov=True
+        ),
     ),
     # building blocks
     "identity": (lambda s: jgd.identity(), lambda s: optax.identity()),
@@ -149,16 +181,30 @@ CASES = {
         lambda s: optax.scale_by_learning_rate(_lr(s, False), flip_sign=False),
     ),
     "trace": (lambda s: jgd.trace(0.9), lambda s: optax.trace(0.9)),
-    "trace_nesterov": (lambda s: jgd.trace(0.5, nesterov=True), lambda s: optax.trace(0.5, nesterov=True)),
+    "trace_nesterov": (
+        lambda s: jgd.trace(0.5, nesterov=True),
+        lambda s: optax.trace(0.5, nesterov=True),
+    ),
     "scale_by_rms": (lambda s: jgd.scale_by_rms(), lambda s: optax.scale_by_rms()),
     "scale_by_rms_flags": (
-        lambda s: jgd.scale_by_rms(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
-        lambda s: optax.scale_by_rms(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
+        lambda s: jgd.scale_by_rms(
+            0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True
+        ),
+        lambda s: optax.scale_by_rms(
+            0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True
+        ),
     ),
-    "scale_by_stddev": (lambda s: jgd.scale_by_stddev(), lambda s: optax.scale_by_stddev()),
+    "scale_by_stddev": (
+        lambda s: jgd.scale_by_stddev(),
+        lambda s: optax.scale_by_stddev(),
+    ),
     "scale_by_stddev_flags": (
-        lambda s: jgd.scale_by_stddev(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
-        lambda s: optax.scale_by_stddev(0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True),
+        lambda s: jgd.scale_by_stddev(
+            0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True
+        ),
+        lambda s: optax.scale_by_stddev(
+            0.8, 1e-4, 0.5, eps_in_sqrt=False, bias_correction=True
+        ),
     ),
     "scale_by_rss": (lambda s: jgd.scale_by_rss(), lambda s: optax.scale_by_rss()),
     "scale_by_adam": (lambda s: jgd.scale_by_adam(), lambda s: optax.scale_by_adam()),
@@ -181,14 +227,29 @@ CASES = {
         lambda s: optax.clip_by_global_norm(3.0),
     ),
     "chain_clip_adamw": (
-        lambda s: jgd.chain(jgd.clip_by_global_norm(3.0), jgd.adamw(_lr(s, True), weight_decay=0.01)),
-        lambda s: optax.chain(optax.clip_by_global_norm(3.0), optax.adamw(_lr(s, False), weight_decay=0.01)),
+        lambda s: jgd.chain(
+            jgd.clip_by_global_norm(3.0), jgd.adamw(_lr(s, True), weight_decay=0.01)
+        ),
+        lambda s: optax.chain(
+            optax.clip_by_global_norm(3.0),
+            optax.adamw(_lr(s, False), weight_decay=0.01),
+        ),
     ),
 }
 
-SCHEDULED = {"gd", "sgd_momentum", "rmsprop_all_flags", "adagrad", "adam", "adamw",
-             "adamw_mask_tree_wd_schedule", "scale_by_learning_rate"}
-PARAMS = [(name, False) for name in CASES] + [(name, True) for name in sorted(SCHEDULED)]
+SCHEDULED = {
+    "gd",
+    "sgd_momentum",
+    "rmsprop_all_flags",
+    "adagrad",
+    "adam",
+    "adamw",
+    "adamw_mask_tree_wd_schedule",
+    "scale_by_learning_rate",
+}
+PARAMS = [(name, False) for name in CASES] + [
+    (name, True) for name in sorted(SCHEDULED)
+]
 
 
 def _run(opt, params, grads, promotion):
@@ -222,12 +283,16 @@ def _cross_check(name, sched, dtype):
         assert a.dtype == b.dtype
 
 
-@pytest.mark.parametrize("name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS])
+@pytest.mark.parametrize(
+    "name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS]
+)
 def test_matches_optax_float32(name, sched):
     _cross_check(name, sched, jnp.float32)
 
 
-@pytest.mark.parametrize("name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS])
+@pytest.mark.parametrize(
+    "name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS]
+)
 def test_matches_optax_float64(name, sched, x64):
     _cross_check(name, sched, jnp.float64)
 
@@ -238,7 +303,11 @@ def test_matches_optax_float64(name, sched, x64):
 
 SCHEDULES = {
     "constant": (js.constant_schedule(0.3), optax.schedules.constant_schedule(0.3), 10),
-    "linear": (js.linear_schedule(1.0, 0.1, 20), optax.schedules.linear_schedule(1.0, 0.1, 20), 30),
+    "linear": (
+        js.linear_schedule(1.0, 0.1, 20),
+        optax.schedules.linear_schedule(1.0, 0.1, 20),
+        30,
+    ),
     "linear_begin": (
         js.linear_schedule(0.5, 1.5, 10, transition_begin=5),
         optax.schedules.linear_schedule(0.5, 1.5, 10, transition_begin=5),
@@ -260,8 +329,12 @@ SCHEDULES = {
         40,
     ),
     "exponential_staircase_begin_end": (
-        js.exponential_decay(1.0, 4, 0.7, transition_begin=3, staircase=True, end_value=0.2),
-        optax.schedules.exponential_decay(1.0, 4, 0.7, transition_begin=3, staircase=True, end_value=0.2),
+        js.exponential_decay(
+            1.0, 4, 0.7, transition_begin=3, staircase=True, end_value=0.2
+        ),
+        optax.schedules.exponential_decay(
+            1.0, 4, 0.7, transition_begin=3, staircase=True, end_value=0.2
+        ),
         40,
     ),
     "exponential_growth_end": (
@@ -290,16 +363,36 @@ SCHEDULES = {
         40,
     ),
     "join": (
-        js.join_schedules([js.constant_schedule(1.0), js.linear_schedule(1.0, 0.0, 10), js.constant_schedule(0.0)], [5, 15]),
+        js.join_schedules(
+            [
+                js.constant_schedule(1.0),
+                js.linear_schedule(1.0, 0.0, 10),
+                js.constant_schedule(0.0),
+            ],
+            [5, 15],
+        ),
         optax.schedules.join_schedules(
-            [optax.schedules.constant_schedule(1.0), optax.schedules.linear_schedule(1.0, 0.0, 10),
-             optax.schedules.constant_schedule(0.0)], [5, 15]),
+            [
+                optax.schedules.constant_schedule(1.0),
+                optax.schedules.linear_schedule(1.0, 0.0, 10),
+                optax.schedules.constant_schedule(0.0),
+            ],
+            [5, 15],
+        ),
         25,
     ),
     "join_with_optax_piece": (
-        js.join_schedules([js.constant_schedule(0.5), optax.schedules.cosine_decay_schedule(0.5, 10)], [4]),
+        js.join_schedules(
+            [js.constant_schedule(0.5), optax.schedules.cosine_decay_schedule(0.5, 10)],
+            [4],
+        ),
         optax.schedules.join_schedules(
-            [optax.schedules.constant_schedule(0.5), optax.schedules.cosine_decay_schedule(0.5, 10)], [4]),
+            [
+                optax.schedules.constant_schedule(0.5),
+                optax.schedules.cosine_decay_schedule(0.5, 10),
+            ],
+            [4],
+        ),
         20,
     ),
 }
@@ -318,9 +411,15 @@ def _check_schedule(name):
         want_eager = [theirs(c) for c in counts]
     rtol = TOL[jax.dtypes.canonicalize_dtype(jnp.float64).type]
     for c in range(n + 1):
-        for got, want, how in [(got_jit, want_jit, "jit"), (got_eager, want_eager, "eager")]:
+        for got, want, how in [
+            (got_jit, want_jit, "jit"),
+            (got_eager, want_eager, "eager"),
+        ]:
             np.testing.assert_allclose(
-                np.float64(got[c]), np.float64(want[c]), rtol=rtol, atol=0,
+                np.float64(got[c]),
+                np.float64(want[c]),
+                rtol=rtol,
+                atol=0,
                 err_msg=f"{name} at step {c} ({how})",
             )
 
@@ -338,10 +437,22 @@ def test_schedule_matches_optax_float64(name, x64):
 @pytest.mark.parametrize(
     "make_ours,make_theirs",
     [
-        (lambda: js.linear_schedule(1.0, 0.0, 0), lambda: optax.schedules.linear_schedule(1.0, 0.0, 0)),
-        (lambda: js.exponential_decay(1.0, 0, 0.5), lambda: optax.schedules.exponential_decay(1.0, 0, 0.5)),
-        (lambda: js.exponential_decay(1.0, 5, 0.0), lambda: optax.schedules.exponential_decay(1.0, 5, 0.0)),
-        (lambda: js.polynomial_schedule(1.0, 0.0, 1, 5, -2), lambda: optax.schedules.polynomial_schedule(1.0, 0.0, 1, 5, -2)),
+        (
+            lambda: js.linear_schedule(1.0, 0.0, 0),
+            lambda: optax.schedules.linear_schedule(1.0, 0.0, 0),
+        ),
+        (
+            lambda: js.exponential_decay(1.0, 0, 0.5),
+            lambda: optax.schedules.exponential_decay(1.0, 0, 0.5),
+        ),
+        (
+            lambda: js.exponential_decay(1.0, 5, 0.0),
+            lambda: optax.schedules.exponential_decay(1.0, 5, 0.0),
+        ),
+        (
+            lambda: js.polynomial_schedule(1.0, 0.0, 1, 5, -2),
+            lambda: optax.schedules.polynomial_schedule(1.0, 0.0, 1, 5, -2),
+        ),
     ],
 )
 def test_schedule_arguments_optax_accepts_jgd_rejects(make_ours, make_theirs):

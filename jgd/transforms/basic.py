@@ -1,0 +1,191 @@
+"""Scaling and momentum: ``scale``, ``scale_by_learning_rate`` (the only
+transform that flips the sign) and ``trace`` (heavy-ball and Nesterov
+momentum), with their states. Also the helpers the other themes share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jgd import tree
+from jgd.base import (
+    EmptyState,
+    Transform,
+    check_dtype,
+    check_number,
+    register,
+    static_field,
+)
+
+
+def _count0() -> jax.Array:
+    return jnp.zeros([], jnp.int32)
+
+
+def _ema(g: jax.Array, m: jax.Array, decay: Any, square: bool = False) -> jax.Array:
+    """``(1 - decay) * g**k + decay * m`` in the wider of the two dtypes."""
+    g, m = tree.promote(g, m)
+    if square:
+        g = jnp.square(g)
+    return tree.coef(1 - decay, g.dtype) * g + tree.coef(decay, m.dtype) * m
+
+
+# --------------------------------------------------------------------------
+# Scaling by constants and by the learning rate.
+# --------------------------------------------------------------------------
+
+
+@register
+class Scale(Transform):
+    """Multiply updates by a fixed scalar.
+
+    Update:
+        u = step_size * g
+
+    Args:
+        step_size: a finite number (may be negative).
+
+    Matches: optax.scale(step_size).
+    """
+
+    step_size: Any
+
+    _api = "jgd.scale"
+
+    def check(self):
+        check_number(self, "step_size", self.step_size)
+
+    def init(self, params):
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        s = self.step_size
+        return jax.tree.map(lambda g: tree.coef(s, g.dtype) * g, updates), state
+
+
+scale = Scale
+
+
+class ScaleByScheduleState(NamedTuple):
+    """Step counter for a scheduled scale (matches optax's)."""
+
+    count: jax.Array  # int32 scalar
+
+
+@register
+class ScaleByLearningRate(Transform):
+    """Multiply updates by ``-learning_rate``: the step that ``apply_updates``
+    adds goes downhill. The only transform that flips the sign.
+
+    Update:
+        u = -lr(t - 1) * g     (lr a float, or a schedule of the step count)
+
+    Args:
+        learning_rate: a finite float ``>= 0`` or a schedule (a jgd schedule or
+            any callable of the int32 step count). ``None`` leaves updates
+            unchanged.
+        flip_sign: multiply by ``-learning_rate`` (default) or ``+learning_rate``.
+
+    State: ``EmptyState()`` for a float, ``ScaleByScheduleState(count)`` for a
+    schedule, as in optax.
+
+    Matches: optax.scale_by_learning_rate(learning_rate, flip_sign=flip_sign).
+    """
+
+    learning_rate: Any = None
+    flip_sign: bool = static_field(True, kw_only=True)
+
+    _api = "jgd.scale_by_learning_rate"
+
+    def check(self):
+        check_number(
+            self, "learning_rate", self.learning_rate, 0, schedule=True, none=True
+        )
+
+    def init(self, params):
+        if callable(self.learning_rate):
+            return ScaleByScheduleState(count=_count0())
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        lr = self.learning_rate
+        if lr is None:
+            return updates, state
+        sign = -1 if self.flip_sign else 1
+        if callable(lr):
+            step = sign * lr(state.count)
+            state = ScaleByScheduleState(count=tree.safe_increment(state.count))
+        else:
+            step = sign * lr
+        return jax.tree.map(lambda g: tree.coef(step, g.dtype) * g, updates), state
+
+
+scale_by_learning_rate = ScaleByLearningRate
+
+
+# --------------------------------------------------------------------------
+# Momentum.
+# --------------------------------------------------------------------------
+
+
+class TraceState(NamedTuple):
+    """Momentum buffer (matches ``optax.TraceState``)."""
+
+    trace: Any
+
+
+@register
+class Trace(Transform):
+    """Accumulate a momentum trace of past updates (heavy ball or Nesterov).
+
+    Update:
+        trace = g + decay * trace
+        u     = trace                      (nesterov=False)
+        u     = g + decay * trace          (nesterov=True, with the new trace)
+
+    Args:
+        decay: momentum coefficient in [0, 1).
+        nesterov: use Nesterov's look-ahead form.
+        accumulator_dtype: dtype of the trace (default: the params' dtype).
+
+    References: Polyak, "Some methods of speeding up the convergence of
+    iteration methods", 1964; Sutskever et al., "On the importance of
+    initialization and momentum in deep learning", 2013, eq. 3-4.
+
+    Matches: optax.trace(decay, nesterov, accumulator_dtype).
+    """
+
+    decay: Any
+    nesterov: bool = static_field(False)
+    accumulator_dtype: Any = static_field(None)
+
+    _api = "jgd.trace"
+
+    def check(self):
+        check_number(self, "decay", self.decay, 0, 1, hi_open=True)
+        object.__setattr__(
+            self,
+            "accumulator_dtype",
+            check_dtype(self, "accumulator_dtype", self.accumulator_dtype),
+        )
+
+    def init(self, params):
+        return TraceState(trace=tree.zeros_like(params, dtype=self.accumulator_dtype))
+
+    def update(self, updates, state, params=None, **extra_args):
+        tree.check_same_structure(self, updates, state.trace, "state")
+        d = self.decay
+
+        def f(g, t):
+            g, t = tree.promote(g, t)
+            return g + tree.coef(d, t.dtype) * t
+
+        new_trace = jax.tree.map(f, updates, state.trace)
+        updates = jax.tree.map(f, updates, new_trace) if self.nesterov else new_trace
+        return updates, TraceState(trace=tree.cast(new_trace, self.accumulator_dtype))
+
+
+trace = Trace

@@ -1,0 +1,178 @@
+"""Weight decay and clipping: ``add_decayed_weights`` (with a mask),
+``clip`` and ``clip_by_global_norm``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jgd import tree
+from jgd.base import (
+    EmptyState,
+    Transform,
+    check_number,
+    owner_name,
+    register,
+)
+from jgd.transforms.basic import _count0
+
+# --------------------------------------------------------------------------
+# Weight decay and clipping.
+# --------------------------------------------------------------------------
+
+
+class AddDecayedWeightsState(NamedTuple):
+    """Step count for a scheduled weight decay (optax: WeightDecaySchedule)."""
+
+    count: jax.Array
+
+
+@register
+class AddDecayedWeights(Transform):
+    """Add ``weight_decay * params`` to the updates (decoupled weight decay when
+    placed before the learning rate, as in AdamW).
+
+    Update:
+        u = g + weight_decay * p        (where mask is True; u = g elsewhere)
+
+    Args:
+        weight_decay: float >= 0 or a schedule, default 0.
+        mask: a pytree of bools shaped like the params, or a callable
+            ``params -> such a tree``; ``None`` decays every leaf.
+
+    Raises:
+        ValueError: when ``update`` gets no ``params``.
+
+    Matches: optax.add_decayed_weights(weight_decay, mask); with a mask optax
+    wraps the state in ``MaskedState``, jgd keeps it flat (same leaves).
+    """
+
+    weight_decay: Any = 0.0
+    mask: Any = None
+
+    _api = "jgd.add_decayed_weights"
+
+    def check(self):
+        check_number(self, "weight_decay", self.weight_decay, 0, schedule=True)
+
+    def init(self, params):
+        if callable(self.weight_decay):
+            return AddDecayedWeightsState(count=_count0())
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError(
+                f"{owner_name(self)}: update needs params (weight decay adds "
+                "weight_decay * params); call update(grads, state, params)."
+            )
+        tree.check_same_structure(self, updates, params, "params")
+        wd = self.weight_decay
+        if callable(wd):
+            s = wd(state.count)
+            state = AddDecayedWeightsState(count=tree.safe_increment(state.count))
+        else:
+            s = wd
+            if isinstance(wd, (int, float)) and wd == 0:
+                return updates, state
+
+        def decay(g, p):
+            g, p = tree.promote(g, p)
+            return g + tree.coef(s, p.dtype) * p
+
+        if self.mask is None:
+            return jax.tree.map(decay, updates, params), state
+        mask = self.mask(params) if callable(self.mask) else self.mask
+        tree.check_same_structure(self, updates, mask, "mask", shapes=False)
+
+        def masked(g, p, m):
+            if isinstance(m, bool):
+                return decay(g, p) if m else g
+            return jnp.where(m, decay(g, p), g)
+
+        return jax.tree.map(masked, updates, params, mask), state
+
+
+add_decayed_weights = AddDecayedWeights
+
+
+@register
+class Clip(Transform):
+    """Clip every update element to ``[-max_delta, max_delta]``.
+
+    Update:
+        u = clip(g, -max_delta, max_delta)
+
+    Args:
+        max_delta: >= 0.
+
+    Matches: optax.clip(max_delta).
+    """
+
+    max_delta: Any
+
+    _api = "jgd.clip"
+
+    def check(self):
+        check_number(self, "max_delta", self.max_delta, 0)
+
+    def init(self, params):
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        d = self.max_delta
+
+        def f(g):
+            c = tree.coef(d, g.dtype)
+            return jnp.clip(g, -c, c)
+
+        return jax.tree.map(f, updates), state
+
+
+clip = Clip
+
+
+@register
+class ClipByGlobalNorm(Transform):
+    """Rescale all updates together so their global l2 norm is at most
+    ``max_norm``.
+
+    Update:
+        n = sqrt(sum over leaves of sum(g**2))
+        u = g                    if n < max_norm
+        u = g / n * max_norm     otherwise
+
+    Args:
+        max_norm: > 0.
+
+    References: Pascanu, Mikolov & Bengio, "On the difficulty of training
+    recurrent neural networks", 2013, Algorithm 1.
+
+    Matches: optax.clip_by_global_norm(max_norm).
+    """
+
+    max_norm: Any
+
+    _api = "jgd.clip_by_global_norm"
+
+    def check(self):
+        check_number(self, "max_norm", self.max_norm, 0, lo_open=True)
+
+    def init(self, params):
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        n = tree.global_norm(updates)
+        keep = n < tree.coef(self.max_norm, n.dtype)
+
+        def f(g):
+            scaled = g / n.astype(g.dtype) * tree.coef(self.max_norm, g.dtype)
+            return jnp.where(keep, g, scaled)
+
+        return jax.tree.map(f, updates), state
+
+
+clip_by_global_norm = ClipByGlobalNorm

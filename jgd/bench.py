@@ -72,6 +72,7 @@ __all__ = [
     "PRESETS",
     "VARIANTS",
     "WORKLOADS",
+    "format_markdown",
     "format_table",
     "main",
     "plot",
@@ -1194,6 +1195,70 @@ def _plot_rows(out: dict[str, Any], axis: str) -> tuple[list[dict], str]:
     return (single, "one leaf") if single else (rows, "all workloads")
 
 
+def _md_ratio(cell: dict[str, Any] | None) -> str:
+    if not cell or cell.get("status") != "ok":
+        return "-"
+    return f"{cell['x_limit']:.2f}"
+
+
+def format_markdown(out: dict[str, Any]) -> str:
+    """A recorded run as Markdown: every step as a multiple of the limit, the
+    compile times, the goals; the numbers are the JSON's, rounded."""
+    variants = out["settings"]["variants"]
+    d, v = out["device"], out["versions"]
+    load = out["threads"]
+    loads = [f"{load[k][0]:.2f} at the {k[8:]}" for k in ("loadavg_start", "loadavg_end")
+             if k in load]  # fmt: skip
+    head = (
+        f"`{out.get('command')}`: {d['cpu']}, {d['cpus_usable']} cores, "
+        f"jax {v['jax']}, optax {v['optax']}, torch {v['torch']}, "
+        f"{out['duration_s'] / 60:.1f} min; load average " + " and ".join(loads) + "."
+    )
+    lines = [
+        head,
+        "",
+        "Step time as a multiple of the limit (lower is better; 1.00 = memory speed):",
+        "",
+        "| workload | optimizer | limit | " + " | ".join(variants) + " |",
+        "|---|---|--:|" + "--:|" * len(variants),
+    ]
+    for r in out["results"]:
+        cells = [_md_ratio(r["variants"].get(n)) for n in variants]
+        lines.append(f"| {r['workload']} | {r['optimizer']} | "
+                     f"{_fmt_s(r['limit']['step_s'])} | " + " | ".join(cells) + " |")  # fmt: skip
+    compiled = [n for n in _COMPILED if n in variants]
+    lines += ["", "Compile time (lower + compile), Adam:", "",
+              "| workload | " + " | ".join(compiled) + " |",
+              "|---|" + "--:|" * len(compiled)]  # fmt: skip
+    for r in out["results"]:
+        if r["optimizer"] != "adam":
+            continue
+        cells = []
+        for n in compiled:
+            c = r["variants"].get(n, {})
+            cells.append(_fmt_s(c.get("lower_plus_compile_s"))
+                         if c.get("status") == "ok" else "-")  # fmt: skip
+        lines.append(f"| {r['workload']} | " + " | ".join(cells) + " |")
+    if out.get("compile_sweep"):
+        names = [
+            n for n in compiled if any(n in r["variants"] for r in out["compile_sweep"])
+        ]
+        lines += ["", "Compile sweep (Adam, leaves of 100 params):", "",
+                  "| leaves | " + " | ".join(names) + " |",
+                  "|--:|" + "--:|" * len(names)]  # fmt: skip
+        for r in out["compile_sweep"]:
+            cells = [_fmt_s(r["variants"].get(n, {}).get("lower_plus_compile_s"))
+                     for n in names]  # fmt: skip
+            lines.append(f"| {r['n_leaves']} | " + " | ".join(cells) + " |")
+    if out.get("goals"):
+        lines += ["", "| goal | target | measured | variant | met |",
+                  "|---|--:|--:|---|---|"]  # fmt: skip
+        for g in out["goals"]:
+            lines.append(f"| {g['goal']} | {g['target']} | {g['measured']:.3g} "
+                         f"{g['unit']} | {g['via']} | {'yes' if g['met'] else 'no'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def plot(out: dict[str, Any], stem: Path) -> list[Path]:
     """Write ``<stem>-leaves.png`` (step time against leaf count, parameter
     count fixed), ``<stem>-params.png`` (against parameter count, single
@@ -1345,11 +1410,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="file stem (default: the preset)")
     p.add_argument("--plot", action="store_true", help="also write PNG plots")
     p.add_argument("--no-torch", action="store_true", help="skip the torch variants")
+    p.add_argument(
+        "--report",
+        metavar="JSON",
+        help="run nothing: print a recorded run's table and its Markdown "
+        "summary (as quoted in benchmarks/README.md)",
+    )
     return p  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.report:
+        out = json.loads(Path(args.report).read_text())
+        print(format_table(out))
+        print()
+        print(format_markdown(out))
+        return 0
     preset = args.preset or "full"
     variants = tuple(args.variants)
     if args.no_torch:

@@ -241,3 +241,18 @@ def test_cli_dispatches_bench(capsys):
         cli.main(["bench", "--help"])
     assert e.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+def test_report_prints_a_recorded_runs_markdown(result, capsys):
+    out, data = result
+    assert bench.main(["--report", str(out / "t.json")]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith("| leaf-4k |")]
+    # One row per optimizer in the ratio table, one (Adam) in the compile table.
+    assert len(rows) == len(OPTIMIZERS) + 1
+    adam = next(
+        r
+        for r in data["results"]
+        if r["workload"] == "leaf-4k" and r["optimizer"] == "adam"
+    )
+    assert f"| {adam['variants']['jgd']['x_limit']:.2f} |" in rows[0]

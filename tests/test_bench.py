@@ -14,6 +14,7 @@ import zlib
 import pytest
 
 from jgd import bench, cli
+from jgd.bench.workloads import _count, _shapes, _skip_rule
 
 WORKLOADS = ("leaf-4k", "30x100")
 OPTIMIZERS = ("adam", "clip+adamw")
@@ -104,7 +105,7 @@ def test_every_cell_and_variant_has_every_field(result):
 def test_ratios_are_computed_from_the_same_runs_timings(result):
     _, data = result
     for r in data["results"]:
-        n_leaves, n_params = bench._count(bench._shapes(r["workload"]))
+        n_leaves, n_params = _count(_shapes(r["workload"]))
         assert (r["n_leaves"], r["n_params"]) == (n_leaves, n_params)
         assert r["bytes_per_step"] == bench.BYTES_PER_PARAM[r["optimizer"]] * n_params
         bws = {}
@@ -194,9 +195,7 @@ def test_unsupported_variant_is_recorded_as_skipped():
 
 
 def test_skip_rule_applies_each_variants_limits():
-    skip = bench._skip_rule(
-        {"jgd": (1000, 100, ("adam",)), "jgd-step": (10000, 1000, None)}
-    )
+    skip = _skip_rule({"jgd": (1000, 100, ("adam",)), "jgd-step": (10000, 1000, None)})
     assert "at most 1000 leaves" in skip("w", 10000, "adam", "jgd")
     assert "only for adam" in skip("w", 1000, "sgd", "jgd")
     assert skip("w", 1000, "adam", "jgd") is None

@@ -53,15 +53,20 @@ LIMITS = ("limit-jit", "limit-numpy")
 # --------------------------------------------------------------------------
 
 
-def _proc_status(field: str) -> int | None:
+def _proc_kib(path: str, field: str) -> int | None:
+    """A ``field: N kB`` line of a /proc file, in bytes (None off Linux)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def _proc_status(field: str) -> int | None:
+    return _proc_kib("/proc/self/status", field)
 
 
 def _reset_hwm() -> bool:
@@ -308,14 +313,7 @@ def _device() -> dict[str, Any]:
 
 
 def _meminfo(field: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return _proc_kib("/proc/meminfo", field)
 
 
 def _threads() -> dict[str, Any]:

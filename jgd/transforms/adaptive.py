@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -44,8 +45,24 @@ def _rms_scaling(nu_hat, eps, eps_in_sqrt):
     return 1 / (jnp.sqrt(nu_hat) + tree.coef(eps, nu_hat.dtype))
 
 
+@dataclasses.dataclass(frozen=True)
+class _RmsFields(Transform):
+    """The arguments ``scale_by_rms`` and ``scale_by_stddev`` share (optax's)."""
+
+    decay: Any = 0.9
+    eps: Any = 1e-8
+    initial_scale: Any = 0.0
+    eps_in_sqrt: bool = static_field(True)
+    bias_correction: bool = static_field(False)
+
+    def check(self):
+        check_number(self, "decay", self.decay, 0, 1, hi_open=True)
+        check_number(self, "eps", self.eps, 0)
+        check_number(self, "initial_scale", self.initial_scale, 0)
+
+
 @register
-class ScaleByRms(Transform):
+class ScaleByRms(_RmsFields):
     """Divide updates by the root of an EMA of their squares (RMSprop).
 
     Update:
@@ -68,18 +85,7 @@ class ScaleByRms(Transform):
     bias_correction).
     """
 
-    decay: Any = 0.9
-    eps: Any = 1e-8
-    initial_scale: Any = 0.0
-    eps_in_sqrt: bool = static_field(True)
-    bias_correction: bool = static_field(False)
-
     _api = "jgd.scale_by_rms"
-
-    def check(self):
-        check_number(self, "decay", self.decay, 0, 1, hi_open=True)
-        check_number(self, "eps", self.eps, 0)
-        check_number(self, "initial_scale", self.initial_scale, 0)
 
     def init(self, params):
         nu = tree.full_like(params, self.initial_scale)
@@ -126,7 +132,7 @@ class ScaleByRStdDevWithCountState(NamedTuple):
 
 
 @register
-class ScaleByStddev(Transform):
+class ScaleByStddev(_RmsFields):
     """Divide updates by their running standard deviation (centered RMSprop).
 
     Update:
@@ -145,15 +151,7 @@ class ScaleByStddev(Transform):
     bias_correction).
     """
 
-    decay: Any = 0.9
-    eps: Any = 1e-8
-    initial_scale: Any = 0.0
-    eps_in_sqrt: bool = static_field(True)
-    bias_correction: bool = static_field(False)
-
     _api = "jgd.scale_by_stddev"
-
-    check = ScaleByRms.check
 
     def init(self, params):
         mu = tree.zeros_like(params)

@@ -111,36 +111,32 @@ WORKING_SET = {"sgd": 2, "momentum": 3, "adam": 4, "adamw": 4, "rmsprop": 3,
                "adagrad": 3, "clip+adamw": 4}  # fmt: skip
 
 
+def _build_opt(lib, name: str):
+    """The benchmark's optimizer ``name`` from ``lib``, jgd or optax: the two
+    share names and arguments, so one recipe builds both."""
+    return {
+        "sgd": lambda: lib.sgd(LR),
+        "momentum": lambda: lib.sgd(LR, momentum=0.9),
+        "adam": lambda: lib.adam(LR),
+        "adamw": lambda: lib.adamw(LR, weight_decay=1e-4),
+        "rmsprop": lambda: lib.rmsprop(LR, decay=0.9, eps=1e-8),
+        "adagrad": lambda: lib.adagrad(LR, initial_accumulator_value=0.1, eps=1e-7),
+        "clip+adamw": lambda: lib.chain(
+            lib.clip_by_global_norm(1.0), lib.adamw(LR, weight_decay=1e-4)
+        ),
+    }[name]()
+
+
 def _jgd_opt(name: str):
     import jgd
 
-    return {
-        "sgd": lambda: jgd.sgd(LR),
-        "momentum": lambda: jgd.sgd(LR, momentum=0.9),
-        "adam": lambda: jgd.adam(LR),
-        "adamw": lambda: jgd.adamw(LR, weight_decay=1e-4),
-        "rmsprop": lambda: jgd.rmsprop(LR, decay=0.9, eps=1e-8),
-        "adagrad": lambda: jgd.adagrad(LR, initial_accumulator_value=0.1, eps=1e-7),
-        "clip+adamw": lambda: jgd.chain(
-            jgd.clip_by_global_norm(1.0), jgd.adamw(LR, weight_decay=1e-4)
-        ),
-    }[name]()
+    return _build_opt(jgd, name)
 
 
 def _optax_opt(name: str):
     import optax
 
-    return {
-        "sgd": lambda: optax.sgd(LR),
-        "momentum": lambda: optax.sgd(LR, momentum=0.9),
-        "adam": lambda: optax.adam(LR),
-        "adamw": lambda: optax.adamw(LR, weight_decay=1e-4),
-        "rmsprop": lambda: optax.rmsprop(LR, decay=0.9, eps=1e-8),
-        "adagrad": lambda: optax.adagrad(LR, initial_accumulator_value=0.1, eps=1e-7),
-        "clip+adamw": lambda: optax.chain(
-            optax.clip_by_global_norm(1.0), optax.adamw(LR, weight_decay=1e-4)
-        ),
-    }[name]()
+    return _build_opt(optax, name)
 
 
 def _torch_opt(name: str, params: list, mode: str):

@@ -264,15 +264,11 @@ def _run(opt, params, grads, promotion):
     return history, state
 
 
-def _no_change():
-    return contextlib.nullcontext()
-
-
 def _cross_check(name, sched, dtype):
     make_jgd, make_optax = CASES[name]
     params = random_tree(jax.random.key(1), dtype)
     grads = gradient_stream(jax.random.key(2), params, STEPS)
-    ours, s_ours = _run(make_jgd(sched), params, grads, _no_change)
+    ours, s_ours = _run(make_jgd(sched), params, grads, contextlib.nullcontext)
     theirs, s_theirs = _run(make_optax(sched), params, grads, standard_promotion)
     rtol = TOL[dtype]
     for t, ((u1, p1), (u2, p2)) in enumerate(zip(ours, theirs)):

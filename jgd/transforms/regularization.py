@@ -142,8 +142,9 @@ class ClipByGlobalNorm(Transform):
 
     Update:
         n = sqrt(sum over leaves of sum(g**2))
-        u = g                    if n < max_norm
-        u = g / n * max_norm     otherwise
+        c = 1                    if n < max_norm
+        c = max_norm / n         otherwise
+        u = c * g
 
     Args:
         max_norm: > 0.
@@ -151,7 +152,14 @@ class ClipByGlobalNorm(Transform):
     References: Pascanu, Mikolov & Bengio, "On the difficulty of training
     recurrent neural networks", 2013, Algorithm 1.
 
-    Matches: optax.clip_by_global_norm(max_norm).
+    Matches: optax.clip_by_global_norm(max_norm), up to rounding when it
+    clips: optax computes ``g / n * max_norm`` per element, jgd one scalar
+    ``max_norm / n`` and one multiply, as ``torch.nn.utils.clip_grad_norm_``
+    does (at most about 1.5 ulp apart; unclipped updates are bit-identical).
+    One multiply by a scalar lets XLA fuse the clipping into the optimizer
+    that follows instead of writing the clipped gradient out: on CPU,
+    ``chain(clip_by_global_norm, adamw)`` went from about 3x plain adamw's
+    step time to about 1.2x (``benchmarks/README.md``).
     """
 
     max_norm: Any
@@ -166,11 +174,11 @@ class ClipByGlobalNorm(Transform):
 
     def update(self, updates, state, params=None, **extra_args):
         n = tree.global_norm(updates)
-        keep = n < tree.coef(self.max_norm, n.dtype)
+        max_norm = tree.coef(self.max_norm, n.dtype)
+        factor = jnp.where(n < max_norm, jnp.ones_like(n), max_norm / n)
 
         def f(g):
-            scaled = g / n.astype(g.dtype) * tree.coef(self.max_norm, g.dtype)
-            return jnp.where(keep, g, scaled)
+            return g * factor.astype(g.dtype)
 
         return jax.tree.map(f, updates), state
 

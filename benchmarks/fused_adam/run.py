@@ -61,7 +61,9 @@ def build(out_dir: str) -> str:
 
 def register(lib_path: str) -> None:
     lib = ctypes.cdll.LoadLibrary(lib_path)
-    jax.ffi.register_ffi_target("jgd_adam", jax.ffi.pycapsule(lib.JgdAdam), platform="cpu")
+    jax.ffi.register_ffi_target(
+        "jgd_adam", jax.ffi.pycapsule(lib.JgdAdam), platform="cpu"
+    )
 
 
 def jgd_step(opt):
@@ -80,7 +82,9 @@ def kernel_step(p, g, state):
     f = lambda x: jnp.asarray(x, fdt)
     bc1 = 1 - jax.lax.pow(f(B1), count.astype(fdt))
     bc2 = 1 - jax.lax.pow(f(B2), count.astype(fdt))
-    s = jnp.stack([f(1 - B1), f(B1), f(1 - B2), f(B2), 1 / bc1, 1 / bc2, f(EPS), f(0.0), f(-LR)])
+    s = jnp.stack(
+        [f(1 - B1), f(B1), f(1 - B2), f(B2), 1 / bc1, 1 / bc2, f(EPS), f(0.0), f(-LR)]
+    )
     like = jax.ShapeDtypeStruct(p.shape, p.dtype)
     call = jax.ffi.ffi_call(
         "jgd_adam", (like, like, like), input_output_aliases={2: 0, 3: 1, 4: 2}
@@ -160,7 +164,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10e6,50e6")
     ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--out", default=str(HERE.parent / "results" / "fused_adam_cpu.json"))
+    ap.add_argument(
+        "--out", default=str(HERE.parent / "results" / "fused_adam_cpu.json")
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         register(build(tmp))
@@ -174,7 +180,8 @@ def main(argv=None) -> int:
         )
     record = {
         "what": "Adam step on one float32 leaf: jgd (XLA) against a one-pass FFI kernel",
-        "command": "python benchmarks/fused_adam/run.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python benchmarks/fused_adam/run.py "
+        + " ".join(argv or sys.argv[1:]),
         "compiler_flags": FLAGS,
         "versions": {
             "python": platform.python_version(),

@@ -259,6 +259,17 @@ def _compile_sweep(leaf_counts, variants, log):
 # --------------------------------------------------------------------------
 
 
+def _kernels_status() -> str:
+    """jgd.kernels.status() after trying to load the kernel ("on: path" or
+    "off: why"), or why it could not be asked."""
+    try:
+        kernels = importlib.import_module("jgd.kernels")
+        kernels.available()
+        return kernels.status()
+    except ImportError as e:
+        return f"off: jgd.kernels not importable ({e})"
+
+
 def _versions() -> dict[str, str | None]:
     import jax
     import jaxlib
@@ -393,6 +404,7 @@ def run(
         "preset": preset,
         "started": _dt.datetime.fromtimestamp(started, _dt.UTC).isoformat(),
         "versions": _versions(),
+        "jgd_kernels": _kernels_status(),
         "device": _device(),
         "threads": _threads(),
         "settings": {k: v for k, v in cfg.items() if k != "limits"}
@@ -418,8 +430,10 @@ def run(
             "/proc/self/clear_refs (jax.Device.memory_stats() is None on CPU)",
             "jgd": "jit(update + apply_updates), params and state donated, one "
             "buffer per leaf",
-            "jgd-flat": "the same on the flat buffers jgd.train.init stores (one per "
-            "bucket), the gradient given packed: make_step's optimizer update alone",
+            "jgd-flat": "make_step's optimizer update alone (jgd.train.step."
+            "update_and_apply, with jgd.kernels' fused loop where it applies: see "
+            "jgd_kernels) on the flat buffers jgd.train.init stores (one per "
+            "bucket), the gradient given packed",
             "jgd-step": "jgd.train.make_step(loss, opt) on jgd.train.init(params, opt); "
             "loss is a custom-VJP function whose value is 0 and whose gradient is the "
             "batch (a tree shaped like the params), so the step is the optimizer "

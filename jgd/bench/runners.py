@@ -191,10 +191,11 @@ class _MakeStepRunner(_Runner):
 
 
 class _FlatRunner(_Runner):
-    """jgd's bare ``update`` + ``apply_updates`` on the flat-resident buffers
-    that ``jgd.train.init`` stores (``stored_params``, ``stored_opt_state``),
-    the gradient given packed the same way (one buffer per bucket), jitted
-    with params and state donated: the optimizer step inside ``make_step``,
+    """The optimizer step inside ``make_step`` (``update_and_apply``: jgd's
+    ``update`` + ``apply_updates``, or ``jgd.kernels``' fused loop where it
+    applies) on the flat-resident buffers that ``jgd.train.init`` stores
+    (``stored_params``, ``stored_opt_state``), the gradient given packed the
+    same way (one buffer per bucket), jitted with params and state donated:
     without the gradient packing, the metrics and the batch's arguments."""
 
     def __init__(self, opt_name: str, params_np: Any, grads_np: Any):
@@ -219,9 +220,20 @@ class _FlatRunner(_Runner):
         params, opt_state = state.stored_params, state.stored_opt_state
         self.state_bytes = _tree_bytes(params) + _tree_bytes(opt_state)
 
-        def step(params, opt_state, g):
-            updates, opt_state = opt.update(g, opt_state, params)
-            return jgd.apply_updates(params, updates), opt_state
+        try:  # make_step's own update (with jgd.kernels' fused loop where it applies)
+            from jgd.train.layout import flat_optimizer
+            from jgd.train.step import update_and_apply
+
+            tx = flat_optimizer(opt, layout)
+
+            def step(params, opt_state, g):
+                return update_and_apply(tx, g, opt_state, params)
+
+        except ImportError:  # an older jgd
+
+            def step(params, opt_state, g):
+                updates, opt_state = opt.update(g, opt_state, params)
+                return jgd.apply_updates(params, updates), opt_state
 
         self.fn = _compile(step, (params, opt_state, grads), (0, 1), self)
         self.carry, self.grads = (params, opt_state), grads

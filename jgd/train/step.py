@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import tree
+from jgd import kernels, tree
 from jgd.base import apply_updates, register, static_field
 from jgd.train.layout import Layout, flat_optimizer, make_layout, pack_now, unpack_now
 
@@ -146,6 +146,20 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     return loss, aux
 
 
+def update_and_apply(tx: Any, grads: Any, opt_state: Any, params: Any) -> tuple:
+    """``tx.update`` then ``apply_updates``: ``(new_params, new_opt_state)``.
+
+    On a flat state's buckets (dicts of float32 buffers on CPU), Adam and
+    AdamW, alone or after ``clip_by_global_norm``, run as one fused loop
+    instead (``jgd.kernels``): the same update in one pass over memory."""
+    if isinstance(params, dict):
+        fused = kernels.fused_update(tx, grads, opt_state, params)
+        if fused is not None:
+            return fused
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return apply_updates(params, updates), opt_state
+
+
 def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
     """The step as a pure function (``make_step`` compiles it, ``fit`` scans
     it)."""
@@ -164,10 +178,9 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         if layout is not None:
             grads = layout.pack(jax.tree.leaves(grads))
-        updates, opt_state = tx.update(
-            grads, state.stored_opt_state, state.stored_params
+        new_params, opt_state = update_and_apply(
+            tx, grads, state.stored_opt_state, state.stored_params
         )
-        new_params = apply_updates(state.stored_params, updates)
         new = TrainState(new_params, opt_state, tree.safe_increment(state.step), layout)
         metrics = {"loss": loss, "grad_norm": tree.global_norm(grads)}
         if has_aux:

@@ -172,10 +172,14 @@ class ClipByGlobalNorm(Transform):
     def init(self, params):
         return EmptyState()
 
-    def update(self, updates, state, params=None, **extra_args):
+    def factor(self, updates) -> jax.Array:
+        """The scalar the updates are multiplied by: 1, or ``max_norm / n``."""
         n = tree.global_norm(updates)
         max_norm = tree.coef(self.max_norm, n.dtype)
-        factor = jnp.where(n < max_norm, jnp.ones_like(n), max_norm / n)
+        return jnp.where(n < max_norm, jnp.ones_like(n), max_norm / n)
+
+    def update(self, updates, state, params=None, **extra_args):
+        factor = self.factor(updates)
 
         def f(g):
             return g * factor.astype(g.dtype)

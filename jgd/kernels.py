@@ -1,0 +1,290 @@
+"""One-pass CPU kernels for ``jgd.train``'s flat step.
+
+XLA:CPU has no multi-output loop fusion, so Adam's new m, new v and new
+params come out of three loops over memory: 40 bytes per float32 parameter
+where 28 are needed (``benchmarks/README.md``). ``fused_adam.cc`` is the
+update as one loop, called through ``jax.ffi`` on the step's donated buffers:
+
+    [clip_by_global_norm] -> scale_by_adam -> [add_decayed_weights]
+        -> scale_by_learning_rate -> apply_updates
+
+which is ``jgd.adam`` and ``jgd.adamw`` (any learning rate or schedule, any
+weight-decay mask), alone or after ``jgd.clip_by_global_norm``, on float32
+buckets. Its arithmetic is XLA's, operation for operation, so the results are
+bit-identical to XLA's loops (``tests/test_kernels.py``); everything else
+(other optimizers, bf16 or float64 buckets, ``nesterov``, ``mu_dtype``, optax
+transforms, a GPU) runs as before.
+
+The kernel is built on first use with the system C++ compiler (``$CXX``, else
+``c++``) against jaxlib's FFI headers, into ``$JGD_CACHE_DIR`` (default
+``~/.cache/jgd``) under a name that hashes the source, the flags, jax's
+version and the CPU, and loaded from there afterwards. Without a compiler, or
+with ``JGD_KERNELS=0`` in the environment, the step uses XLA's loops: the same
+numbers, slower. ``status()`` says which, and why.
+
+Only ``jgd.train`` uses it: a bare ``opt.update`` stays pure JAX, so it can
+still be vmapped and differentiated with respect to its hyperparameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd import tree
+from jgd.base import Chain
+from jgd.transforms import (
+    AddDecayedWeights,
+    ClipByGlobalNorm,
+    ScaleByAdam,
+    ScaleByAdamState,
+    ScaleByLearningRate,
+)
+
+__all__ = ["available", "disabled", "fused_update", "status"]
+
+SOURCE = Path(__file__).with_name("fused_adam.cc")
+TARGET = "jgd_fused_adam"
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno")
+
+_loaded: bool | None = None  # None: not tried yet
+_why = "not built yet"
+_off = 0  # depth of disabled() contexts
+
+
+def status() -> str:
+    """Whether the kernel is in use, and why not when it is not."""
+    if _off or os.environ.get("JGD_KERNELS") == "0":
+        return "off: disabled (JGD_KERNELS=0 or jgd.kernels.disabled())"
+    return _why
+
+
+@contextlib.contextmanager
+def disabled():
+    """Trace jgd.train steps without the kernel inside this block (a step
+    compiled inside keeps XLA's loops)."""
+    global _off
+    _off += 1
+    try:
+        yield
+    finally:
+        _off -= 1
+
+
+def available() -> bool:
+    """Build (once per machine) and load (once per process) the kernel; True
+    when it is registered with jax."""
+    global _loaded, _why
+    if _loaded is None:
+        try:
+            lib = _build()
+            handle = ctypes.cdll.LoadLibrary(str(lib))
+            jax.ffi.register_ffi_target(
+                TARGET, jax.ffi.pycapsule(handle.JgdFusedAdam), platform="cpu"
+            )
+            _loaded, _why = True, f"on: {lib}"
+        except (OSError, subprocess.SubprocessError, AttributeError) as e:
+            _loaded, _why = False, f"off: the kernel could not be built or loaded: {e}"
+    return _loaded
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build() -> Path:
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        raise OSError("no C++ compiler (set CXX, or install c++)")
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(
+        b"\0".join(
+            [
+                source,
+                " ".join(FLAGS).encode(),
+                jax.__version__.encode(),
+                compiler.encode(),
+                _cpu_flags().encode(),
+            ]
+        )
+    ).hexdigest()[:16]
+    cache = Path(os.environ.get("JGD_CACHE_DIR") or Path.home() / ".cache" / "jgd")
+    lib = cache / f"fused_adam-{key}.so"
+    if lib.exists():
+        return lib
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    cmd = [
+        compiler,
+        *FLAGS,
+        "-shared",
+        "-fPIC",
+        "-std=c++17",
+        "-w",
+        f"-I{jax.ffi.include_dir()}",
+        str(SOURCE),
+        "-o",
+        tmp,
+        "-lpthread",
+    ]
+    try:
+        done = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise OSError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-2000:]}")
+        os.replace(tmp, lib)  # atomic: a concurrent build writes the same file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return lib
+
+
+# --------------------------------------------------------------------------
+# Matching the optimizer and calling the kernel.
+# --------------------------------------------------------------------------
+
+
+def _flatten(tx: Any, path: tuple = ()) -> list[tuple[Any, tuple]]:
+    """Each transform of (nested) chains with the path to its state."""
+    if isinstance(tx, Chain):
+        out = []
+        for i, t in enumerate(tx.transforms):
+            out += _flatten(t, (*path, i))
+        return out
+    return [(tx, path)]
+
+
+def _get(state: Any, path: tuple) -> Any:
+    for i in path:
+        state = state[i]
+    return state
+
+
+def _set(state: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    items = list(state)
+    items[path[0]] = _set(state[path[0]], path[1:], value)
+    return tuple(items)
+
+
+def _match(tx: Any) -> tuple | None:
+    """(clip, adam, decay, lr) items of ``[clip] adam [decay] lr``, or None."""
+    items = _flatten(tx)
+    found: dict[str, tuple] = {}
+    for name, kind, optional in (
+        ("clip", ClipByGlobalNorm, True),
+        ("adam", ScaleByAdam, False),
+        ("decay", AddDecayedWeights, True),
+        ("lr", ScaleByLearningRate, False),
+    ):
+        if items and type(items[0][0]) is kind:
+            found[name] = items.pop(0)
+        elif not optional:
+            return None
+    if items:
+        return None
+    adam, lr = found["adam"][0], found["lr"][0]
+    if adam.nesterov or adam.mu_dtype is not None or lr.learning_rate is None:
+        return None
+    decay = found.get("decay")
+    if decay is not None and decay[0].mask is not None:
+        mask = decay[0].mask
+        if callable(mask) or not all(isinstance(m, bool) for m in mask.values()):
+            return None
+    return found.get("clip"), found["adam"], decay, found["lr"]
+
+
+def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
+    """``(new_params, new_state)`` through the kernel, or None when it does not
+    apply (then run ``tx.update`` and ``apply_updates``).
+
+    ``grads`` and ``params`` are a flat step's bucket dicts and ``tx`` the
+    optimizer on buckets (``jgd.train.layout.flat_optimizer``)."""
+    if _off or os.environ.get("JGD_KERNELS") == "0" or jax.default_backend() != "cpu":
+        return None
+    matched = _match(tx)
+    if matched is None or not isinstance(params, dict):
+        return None
+    clip, (adam, adam_path), decay, (lr, lr_path) = matched
+    adam_state = _get(state, adam_path)
+    f32 = jnp.dtype(jnp.float32)
+    arrays = [
+        *params.values(),
+        *grads.values(),
+        *jax.tree.leaves(adam_state.mu),
+        *jax.tree.leaves(adam_state.nu),
+    ]
+    if any(jnp.dtype(x.dtype) != f32 for x in arrays) or not available():
+        return None
+
+    # The scalars, computed as the transforms compute them.
+    count = tree.safe_increment(adam_state.count)
+    fdt = tree.default_float()
+
+    def inverse_correction(decay_rate):
+        bc = 1 - jax.lax.pow(jnp.asarray(decay_rate, fdt), count.astype(fdt))
+        return 1 / bc.astype(f32)  # XLA divides by multiplying by this
+
+    ones = {b: jnp.ones([], f32) for b in params}
+    zeros = {b: jnp.zeros([], f32) for b in params}
+    steps, lr_state = lr.update(ones, _get(state, lr_path))  # -lr * 1, exactly
+    new_state = _set(state, lr_path, lr_state)
+    wds = zeros
+    decayed = {b: False for b in params}
+    if decay is not None:
+        node, path = decay
+        wds, d_state = node.update(zeros, _get(state, path), ones)  # 0 + wd * 1
+        new_state = _set(new_state, path, d_state)
+        wd = node.weight_decay
+        if callable(wd) or not (isinstance(wd, (int, float)) and wd == 0):
+            decayed = {b: True if node.mask is None else node.mask[b] for b in params}
+    gscale = clip[0].factor(grads) if clip is not None else jnp.ones([], f32)
+
+    c = lambda x: tree.coef(x, f32)
+    head = [
+        c(1 - adam.b1),
+        c(adam.b1),
+        c(1 - adam.b2),
+        c(adam.b2),
+        inverse_correction(adam.b1),
+        inverse_correction(adam.b2),
+        c(adam.eps),
+        c(adam.eps_root),
+    ]
+    new_params, mu, nu = {}, {}, {}
+    for b, p in params.items():
+        s = jnp.stack([*head, steps[b], wds[b], gscale.astype(f32)])
+        mode = (1 if decayed[b] else 0) | (2 if clip is not None else 0)
+        like = jax.ShapeDtypeStruct(p.shape, f32)
+        call = jax.ffi.ffi_call(
+            TARGET,
+            (like, like, like),
+            input_output_aliases={2: 0, 3: 1, 4: 2},
+            vmap_method="sequential",
+        )
+        new_params[b], mu[b], nu[b] = call(
+            grads[b], s, p, adam_state.mu[b], adam_state.nu[b], mode=np.int32(mode)
+        )
+    adam_new = ScaleByAdamState(count=count, mu=mu, nu=nu)
+    return new_params, _set(new_state, adam_path, adam_new)

@@ -1,0 +1,237 @@
+"""jgd.kernels: the fused Adam loop in jgd.train's flat step against XLA's loops.
+
+Each case trains the same model with ``make_step`` with the kernel and inside
+``jgd.kernels.disabled()`` (XLA's loops), and compares params and optimizer
+state after every step. Where the flat state is one float32 bucket, XLA's
+arithmetic has one form (a multiply by the reciprocal of each bias
+correction, and the FMAs the kernel spells out) and the two agree bit for
+bit. With a weight-decay mask there are two buckets, and XLA's own loops keep
+some divisions by the bias correction or recompute ``b**t`` inside a loop, so
+there each step, taken from the same state, agrees to float32 rounding (the
+tolerance tests/test_train.py uses between the flat and the leaf-by-leaf
+step, both XLA's). The kernel is also checked against the update computed in float64.
+
+The kernel is built with the machine's C++ compiler on first use. CI's
+machine has one, so ``test_kernel_is_built_here`` fails, not skips, when the
+build does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+import jgd.train
+from jgd import kernels
+
+TARGET = kernels.TARGET
+
+
+def _decay_matrices(params):
+    return jax.tree.map(lambda x: x.ndim >= 2, params)
+
+
+def _problem(dtype=jnp.float32):
+    rng = np.random.default_rng(0)
+    params = {
+        "w": jnp.asarray(rng.standard_normal((30, 20)), dtype),
+        "b": jnp.zeros(20, dtype),
+        "s": jnp.asarray(1.0, dtype),
+    }
+    x = jnp.asarray(rng.standard_normal((8, 30)), dtype)
+
+    def loss(p, x):
+        y = x @ p["w"] + p["b"][None, :]
+        return (jnp.sum(y**2) + p["s"] ** 2).astype(jnp.float32)
+
+    return params, loss, x
+
+
+def _train(opt, *, kernel: bool, steps: int, dtype=jnp.float32):
+    params, loss, x = _problem(dtype)
+    with contextlib.nullcontext() if kernel else kernels.disabled():
+        state = jgd.train.init(params, opt)
+        step = jgd.train.make_step(loss, opt)
+        text = step.lower(state, x).as_text()
+        history = []
+        for _ in range(steps):
+            state, metrics = step(state, x)
+            history.append((state.params, state.opt_state, metrics))
+    return history, text
+
+
+def _float_leaves(tree):
+    return [
+        (jax.tree_util.keystr(path), np.asarray(x))
+        for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+    ]
+
+
+# One float32 bucket: bit-identical to XLA.
+BITWISE = {
+    "adam": lambda: jgd.adam(1e-2),
+    "adam_all_args": lambda: jgd.adam(1e-2, b1=0.8, b2=0.99, eps=1e-5, eps_root=1e-6),
+    "adamw": lambda: jgd.adamw(1e-2, weight_decay=0.1),
+    "adamw_schedule": lambda: jgd.adamw(
+        jgd.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 2, 10), weight_decay=0.05
+    ),
+    "clip_adam": lambda: jgd.chain(jgd.clip_by_global_norm(1.0), jgd.adam(1e-2)),
+    "clip_adamw": lambda: jgd.chain(jgd.clip_by_global_norm(1.0), jgd.adamw(1e-2)),
+    "clip_not_clipping": lambda: jgd.chain(
+        jgd.clip_by_global_norm(1e9), jgd.adamw(1e-2)
+    ),
+}
+
+# A weight-decay mask: two buckets.
+MASKED = {
+    "adamw_mask": lambda: jgd.adamw(1e-2, weight_decay=0.1, mask=_decay_matrices),
+    "clip_adamw_mask": lambda: jgd.chain(
+        jgd.clip_by_global_norm(1.0),
+        jgd.adamw(1e-2, weight_decay=0.1, mask=_decay_matrices),
+    ),
+}
+
+
+def test_kernel_is_built_here():
+    assert kernels.available(), kernels.status()
+    assert kernels.status().startswith("on: ")
+
+
+@pytest.mark.parametrize("name", list(BITWISE))
+def test_kernel_matches_xla_bit_for_bit(name):
+    ours, text_on = _train(BITWISE[name](), kernel=True, steps=5)
+    xla, text_off = _train(BITWISE[name](), kernel=False, steps=5)
+    assert TARGET in text_on and TARGET not in text_off
+    for t, (a, b) in enumerate(zip(ours, xla)):
+        la, lb = _float_leaves(a), _float_leaves(b)
+        assert [p for p, _ in la] == [p for p, _ in lb]
+        for (path, x), (_, y) in zip(la, lb):
+            np.testing.assert_array_equal(x, y, err_msg=f"{name} step {t} {path}")
+        assert (
+            int(a[1][0].count if name.startswith("adam") else a[1][1][0].count) == t + 1
+        )
+
+
+@pytest.mark.parametrize("name", list(MASKED))
+def test_kernel_matches_xla_with_a_mask(name):
+    """Each step from the same state (XLA's trajectory), so that what is
+    compared is one step's rounding, not how the problem amplifies it."""
+    opt = MASKED[name]()
+    params, loss, x = _problem()
+    state = jgd.train.init(params, opt)
+    copy = lambda s: jax.tree.map(jnp.copy, s)
+    ours = jgd.train.make_step(loss, opt).lower(state, x)
+    assert ours.as_text().count(TARGET) >= 2  # one call per bucket
+    ours = ours.compile()
+    with kernels.disabled():
+        xla = jgd.train.make_step(loss, opt).lower(state, x)
+        assert TARGET not in xla.as_text()
+        xla = xla.compile()
+    for t in range(5):
+        a, _ = ours(copy(state), x)
+        state, _ = xla(state, x)
+        for (path, u), (_, v) in zip(
+            _float_leaves((a.params, a.opt_state)),
+            _float_leaves((state.params, state.opt_state)),
+        ):
+            # tests/test_train.py's float32 tolerance between the flat and the
+            # leaf-by-leaf step, which are also both XLA's.
+            np.testing.assert_allclose(
+                u, v, rtol=2e-6, atol=0, err_msg=f"{name} step {t} {path}"
+            )
+
+
+def test_kernel_matches_the_update_in_float64():
+    """Two AdamW steps from the kernel against the same formula in NumPy
+    float64 (the second step has non-zero moments): float32 rounding apart."""
+    b1, b2, eps, lr, wd = 0.8, 0.99, 1e-6, 0.05, 0.1
+    opt = jgd.chain(
+        jgd.clip_by_global_norm(2.0), jgd.adamw(lr, b1, b2, eps, weight_decay=wd)
+    )
+    history, text = _train(opt, kernel=True, steps=2)
+    assert TARGET in text
+    p0, loss, x = _problem()
+    p, m, v = (np.asarray(jax.flatten_util.ravel_pytree(p0)[0], np.float64), 0.0, 0.0)
+    for t in (1, 2):
+        params = jax.flatten_util.ravel_pytree(p0)[1](jnp.asarray(p, jnp.float32))
+        g = np.asarray(
+            jax.flatten_util.ravel_pytree(jax.grad(loss)(params, x))[0], np.float64
+        )
+        g = g * min(1.0, 2.0 / np.linalg.norm(g))
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        p = p - lr * (u + wd * p)
+        got = np.asarray(jax.flatten_util.ravel_pytree(history[t - 1][0])[0])
+        np.testing.assert_allclose(got, p, rtol=1e-5, atol=1e-7, err_msg=f"step {t}")
+
+
+@pytest.mark.parametrize(
+    "make_opt,dtype",
+    [
+        (lambda: jgd.adam(1e-2, nesterov=True), jnp.float32),
+        (lambda: jgd.adam(1e-2, mu_dtype=jnp.bfloat16), jnp.float32),
+        (lambda: jgd.adam(1e-2), jnp.bfloat16),
+        (lambda: jgd.sgd(1e-2, momentum=0.9), jnp.float32),
+        (lambda: optax.adam(1e-2), jnp.float32),
+        (lambda: jgd.chain(jgd.clip(1.0), jgd.adam(1e-2)), jnp.float32),
+    ],
+    ids=["nesterov", "mu_dtype", "bf16", "sgd", "optax_adam", "clip_then_adam"],
+)
+def test_other_optimizers_keep_xlas_loops(make_opt, dtype):
+    with jax.numpy_dtype_promotion("standard"):  # optax's adam needs it
+        history, text = _train(make_opt(), kernel=True, steps=2, dtype=dtype)
+    assert TARGET not in text
+    assert all(np.all(np.isfinite(x)) for _, x in _float_leaves(history[-1][0]))
+
+
+def test_jgd_kernels_0_turns_it_off(monkeypatch):
+    monkeypatch.setenv("JGD_KERNELS", "0")
+    _, text = _train(jgd.adam(1e-2), kernel=True, steps=1)
+    assert TARGET not in text
+    assert kernels.status().startswith("off: disabled")
+
+
+def test_fit_uses_the_kernel_and_agrees():
+    params, loss, x = _problem()
+    data = jnp.tile(x, (4, 1))
+    opt = jgd.adamw(1e-2, weight_decay=0.1)
+
+    def run():
+        return jgd.train.fit(
+            loss,
+            params,
+            opt,
+            data,
+            epochs=2,
+            batch_size=8,
+            shuffle=False,
+            progress=False,
+        )[0]
+
+    on = run()
+    with kernels.disabled():
+        off = run()
+    assert not jax.tree.all(jax.tree.map(jnp.array_equal, on, params))  # it trained
+    for (path, a), (_, b) in zip(_float_leaves(on), _float_leaves(off)):
+        np.testing.assert_array_equal(a, b, err_msg=path)
+
+
+def test_without_a_compiler_it_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels, "_loaded", None)
+    monkeypatch.setattr(kernels, "_why", "not built yet")
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("JGD_CACHE_DIR", str(tmp_path / "cache"))
+    assert not kernels.available()
+    assert kernels.status().startswith("off: the kernel could not be built")
+    assert "no-such-compiler" in kernels.status()
+    _, text = _train(jgd.adam(1e-2), kernel=True, steps=1)
+    assert TARGET not in text

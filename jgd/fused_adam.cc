@@ -4,7 +4,9 @@
 // XLA:CPU has no multi-output loop fusion, so XLA's Adam makes three passes
 // over memory (new m, new v, then p reading both back: 40 bytes per
 // parameter). This loop reads g, p, m, v once and writes p, m, v once (28
-// bytes), on up to two threads, in place (the outputs alias p, m, v).
+// bytes), on up to two threads, in place (the outputs alias p, m, v). It
+// also returns sum(g**2), accumulated in double, for make_step's grad_norm
+// metric, which would otherwise read g once more.
 //
 // The arithmetic is XLA's own, operation for operation, so the results are
 // bit-identical to jgd's XLA path (tests/test_kernels.py): XLA turns a
@@ -26,8 +28,8 @@
 namespace ffi = xla::ffi;
 
 template <bool kDecay, bool kScale>
-static void AdamRange(const float* g, const float* s, float* p, float* m,
-                      float* v, int64_t lo, int64_t hi) {
+static void AdamLoop(const float* g, const float* s, float* p, float* m,
+                     float* v, int64_t lo, int64_t hi) {
   const float omb1 = s[0], b1 = s[1], omb2 = s[2], b2 = s[3], r1 = s[4],
               r2 = s[5], eps = s[6], eps_root = s[7], step = s[8], wd = s[9],
               gscale = s[10];
@@ -47,19 +49,48 @@ static void AdamRange(const float* g, const float* s, float* p, float* m,
   }
 }
 
-template <bool kDecay, bool kScale>
-static void Run(const float* g, const float* s, float* p, float* m, float* v,
-                int64_t n) {
-  // Below ~1M elements one thread is faster than starting a second.
-  if (n < (int64_t{1} << 20)) {
-    AdamRange<kDecay, kScale>(g, s, p, m, v, 0, n);
-    return;
+// sum(g**2) over one block [lo, hi): 32 float lanes, so that the compiler
+// vectorises it without reassociating, each summing at most 128 squares;
+// the lanes and the blocks are then added in double.
+static double SumSquares(const float* g, int64_t lo, int64_t hi) {
+  float lane[32] = {};
+  int64_t i = lo;
+  for (; i + 32 <= hi; i += 32) {
+    for (int j = 0; j < 32; ++j) lane[j] += g[i + j] * g[i + j];
   }
+  double total = 0;
+  for (; i < hi; ++i) total += double(g[i]) * double(g[i]);
+  for (int j = 0; j < 32; ++j) total += lane[j];
+  return total;
+}
+
+// The update over [lo, hi), block by block; each block's g is summed for
+// the grad-norm metric while it is still in L1, so g is read from memory once.
+template <bool kDecay, bool kScale>
+static double AdamRange(const float* g, const float* s, float* p, float* m,
+                        float* v, int64_t lo, int64_t hi) {
+  constexpr int64_t kBlock = 4096;
+  double sumsq = 0;
+  for (int64_t b = lo; b < hi; b += kBlock) {
+    const int64_t e = std::min(b + kBlock, hi);
+    AdamLoop<kDecay, kScale>(g, s, p, m, v, b, e);
+    sumsq += SumSquares(g, b, e);
+  }
+  return sumsq;
+}
+
+template <bool kDecay, bool kScale>
+static double Run(const float* g, const float* s, float* p, float* m, float* v,
+                  int64_t n) {
+  // Below ~1M elements one thread is faster than starting a second.
+  if (n < (int64_t{1} << 20)) return AdamRange<kDecay, kScale>(g, s, p, m, v, 0, n);
   const int64_t half = (n / 2) & ~int64_t{63};  // cache-line aligned split
+  double upper = 0;
   std::thread other(
-      [=] { AdamRange<kDecay, kScale>(g, s, p, m, v, half, n); });
-  AdamRange<kDecay, kScale>(g, s, p, m, v, 0, half);
+      [=, &upper] { upper = AdamRange<kDecay, kScale>(g, s, p, m, v, half, n); });
+  const double lower = AdamRange<kDecay, kScale>(g, s, p, m, v, 0, half);
   other.join();
+  return lower + upper;
 }
 
 static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
@@ -68,7 +99,8 @@ static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
                             ffi::Buffer<ffi::F32> v_in, int32_t mode,
                             ffi::ResultBuffer<ffi::F32> p_out,
                             ffi::ResultBuffer<ffi::F32> m_out,
-                            ffi::ResultBuffer<ffi::F32> v_out) {
+                            ffi::ResultBuffer<ffi::F32> v_out,
+                            ffi::ResultBuffer<ffi::F32> sumsq_out) {
   const int64_t n = g.element_count();
   if (s.element_count() != 11 || p_in.element_count() != n ||
       m_in.element_count() != n || v_in.element_count() != n) {
@@ -83,13 +115,15 @@ static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
   if (v != v_in.typed_data()) std::copy_n(v_in.typed_data(), n, v);
   const float* gp = g.typed_data();
   const float* sp = s.typed_data();
+  double sumsq;
   switch (mode) {
-    case 0: Run<false, false>(gp, sp, p, m, v, n); break;
-    case 1: Run<true, false>(gp, sp, p, m, v, n); break;
-    case 2: Run<false, true>(gp, sp, p, m, v, n); break;
-    case 3: Run<true, true>(gp, sp, p, m, v, n); break;
+    case 0: sumsq = Run<false, false>(gp, sp, p, m, v, n); break;
+    case 1: sumsq = Run<true, false>(gp, sp, p, m, v, n); break;
+    case 2: sumsq = Run<false, true>(gp, sp, p, m, v, n); break;
+    case 3: sumsq = Run<true, true>(gp, sp, p, m, v, n); break;
     default: return ffi::Error::InvalidArgument("jgd_fused_adam: bad mode");
   }
+  *sumsq_out->typed_data() = static_cast<float>(sumsq);
   return ffi::Error::Success();
 }
 
@@ -103,4 +137,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdFusedAdam, FusedAdam,
                                   .Attr<int32_t>("mode")
                                   .Ret<ffi::Buffer<ffi::F32>>()   // p
                                   .Ret<ffi::Buffer<ffi::F32>>()   // m
-                                  .Ret<ffi::Buffer<ffi::F32>>());  // v
+                                  .Ret<ffi::Buffer<ffi::F32>>()    // v
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // sum(g**2)

@@ -216,8 +216,10 @@ def _match(tx: Any) -> tuple | None:
 
 
 def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
-    """``(new_params, new_state)`` through the kernel, or None when it does not
-    apply (then run ``tx.update`` and ``apply_updates``).
+    """``(new_params, new_state, grad_norm)`` through the kernel, or None when
+    it does not apply (then run ``tx.update`` and ``apply_updates``).
+    ``grad_norm`` is the global l2 norm of ``grads``, summed in double by the
+    kernel as it reads them.
 
     ``grads`` and ``params`` are a flat step's bucket dicts and ``tx`` the
     optimizer on buckets (``jgd.train.layout.flat_optimizer``)."""
@@ -272,19 +274,20 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
         c(adam.eps),
         c(adam.eps_root),
     ]
-    new_params, mu, nu = {}, {}, {}
+    new_params, mu, nu, sumsq = {}, {}, {}, {}
     for b, p in params.items():
         s = jnp.stack([*head, steps[b], wds[b], gscale.astype(f32)])
         mode = (1 if decayed[b] else 0) | (2 if clip is not None else 0)
         like = jax.ShapeDtypeStruct(p.shape, f32)
         call = jax.ffi.ffi_call(
             TARGET,
-            (like, like, like),
+            (like, like, like, jax.ShapeDtypeStruct((), f32)),
             input_output_aliases={2: 0, 3: 1, 4: 2},
             vmap_method="sequential",
         )
-        new_params[b], mu[b], nu[b] = call(
+        new_params[b], mu[b], nu[b], sumsq[b] = call(
             grads[b], s, p, adam_state.mu[b], adam_state.nu[b], mode=np.int32(mode)
         )
     adam_new = ScaleByAdamState(count=count, mu=mu, nu=nu)
-    return new_params, _set(new_state, adam_path, adam_new)
+    grad_norm = jnp.sqrt(sum(sumsq.values(), start=jnp.zeros([], f32)))
+    return new_params, _set(new_state, adam_path, adam_new), grad_norm

@@ -111,10 +111,13 @@ def test_kernel_matches_xla_bit_for_bit(name):
     xla, text_off = _train(BITWISE[name](), kernel=False, steps=5)
     assert TARGET in text_on and TARGET not in text_off
     for t, (a, b) in enumerate(zip(ours, xla)):
-        la, lb = _float_leaves(a), _float_leaves(b)
+        la, lb = _float_leaves(a[:2]), _float_leaves(b[:2])
         assert [p for p, _ in la] == [p for p, _ in lb]
         for (path, x), (_, y) in zip(la, lb):
             np.testing.assert_array_equal(x, y, err_msg=f"{name} step {t} {path}")
+        np.testing.assert_array_equal(a[2]["loss"], b[2]["loss"])
+        # The kernel sums g**2 in double as it reads g, XLA in float32 lanes.
+        np.testing.assert_allclose(a[2]["grad_norm"], b[2]["grad_norm"], rtol=1e-6)
         assert (
             int(a[1][0].count if name.startswith("adam") else a[1][1][0].count) == t + 1
         )
@@ -150,8 +153,9 @@ def test_kernel_matches_xla_with_a_mask(name):
 
 
 def test_kernel_matches_the_update_in_float64():
-    """Two AdamW steps from the kernel against the same formula in NumPy
-    float64 (the second step has non-zero moments): float32 rounding apart."""
+    """Two AdamW steps from the kernel, and the grad_norm metric it sums,
+    against the same formulas in NumPy float64 (the second step has non-zero
+    moments): float32 rounding apart."""
     b1, b2, eps, lr, wd = 0.8, 0.99, 1e-6, 0.05, 0.1
     opt = jgd.chain(
         jgd.clip_by_global_norm(2.0), jgd.adamw(lr, b1, b2, eps, weight_decay=wd)
@@ -165,7 +169,9 @@ def test_kernel_matches_the_update_in_float64():
         g = np.asarray(
             jax.flatten_util.ravel_pytree(jax.grad(loss)(params, x))[0], np.float64
         )
-        g = g * min(1.0, 2.0 / np.linalg.norm(g))
+        norm = np.linalg.norm(g)
+        np.testing.assert_allclose(history[t - 1][2]["grad_norm"], norm, rtol=1e-6)
+        g = g * min(1.0, 2.0 / norm)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g**2
         u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
@@ -235,3 +241,40 @@ def test_without_a_compiler_it_falls_back(monkeypatch, tmp_path):
     assert "no-such-compiler" in kernels.status()
     _, text = _train(jgd.adam(1e-2), kernel=True, steps=1)
     assert TARGET not in text
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_kernel_two_threads_and_tails_bit_for_bit(clip):
+    """A bucket above the kernel's 2**20-element threshold, of odd size: two
+    threads, partial blocks and the lanes' tail all run."""
+    n = (1 << 20) + 4099
+    rng = np.random.default_rng(3)
+    params = {
+        "big": jnp.asarray(rng.standard_normal(n), jnp.float32),
+        "s": jnp.ones([]),
+    }
+    target = jnp.asarray(rng.standard_normal(n), jnp.float32)
+
+    def loss(p, t):
+        return 0.5 * jnp.sum((p["big"] - t) ** 2) + p["s"] ** 2
+
+    opt = jgd.adamw(1e-2, weight_decay=0.1)
+    if clip:
+        opt = jgd.chain(jgd.clip_by_global_norm(100.0), opt)
+    runs = []
+    for ctx in (contextlib.nullcontext(), kernels.disabled()):
+        with ctx:
+            state = jgd.train.init(params, opt)
+            step = jgd.train.make_step(loss, opt).lower(state, target)
+            runs.append((TARGET in step.as_text(), step.compile(), state))
+    (on, k_step, k_state), (off, x_step, x_state) = runs
+    assert on and not off
+    for t in range(3):
+        k_state, km = k_step(k_state, target)
+        x_state, xm = x_step(x_state, target)
+        for (path, a), (_, b) in zip(
+            _float_leaves((k_state.params, k_state.opt_state)),
+            _float_leaves((x_state.params, x_state.opt_state)),
+        ):
+            np.testing.assert_array_equal(a, b, err_msg=f"step {t} {path}")
+        np.testing.assert_allclose(km["grad_norm"], xm["grad_norm"], rtol=1e-6)

@@ -227,7 +227,8 @@ class _FlatRunner(_Runner):
             tx = flat_optimizer(opt, layout)
 
             def step(params, opt_state, g):
-                return update_and_apply(tx, g, opt_state, params)
+                new_params, opt_state, _ = update_and_apply(tx, g, opt_state, params)
+                return new_params, opt_state
 
         except ImportError:  # an older jgd
 

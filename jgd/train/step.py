@@ -147,17 +147,19 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
 
 
 def update_and_apply(tx: Any, grads: Any, opt_state: Any, params: Any) -> tuple:
-    """``tx.update`` then ``apply_updates``: ``(new_params, new_opt_state)``.
+    """``tx.update`` then ``apply_updates``: ``(new_params, new_opt_state,
+    grad_norm)``, with the global l2 norm of ``grads`` for the metrics.
 
     On a flat state's buckets (dicts of float32 buffers on CPU), Adam and
     AdamW, alone or after ``clip_by_global_norm``, run as one fused loop
-    instead (``jgd.kernels``): the same update in one pass over memory."""
+    instead (``jgd.kernels``): the same update in one pass over memory, which
+    also sums the gradient's squares as it reads them."""
     if isinstance(params, dict):
         fused = kernels.fused_update(tx, grads, opt_state, params)
         if fused is not None:
             return fused
     updates, opt_state = tx.update(grads, opt_state, params)
-    return apply_updates(params, updates), opt_state
+    return apply_updates(params, updates), opt_state, tree.global_norm(grads)
 
 
 def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
@@ -178,11 +180,11 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         if layout is not None:
             grads = layout.pack(jax.tree.leaves(grads))
-        new_params, opt_state = update_and_apply(
+        new_params, opt_state, grad_norm = update_and_apply(
             tx, grads, state.stored_opt_state, state.stored_params
         )
         new = TrainState(new_params, opt_state, tree.safe_increment(state.step), layout)
-        metrics = {"loss": loss, "grad_norm": tree.global_norm(grads)}
+        metrics = {"loss": loss, "grad_norm": grad_norm}
         if has_aux:
             metrics["aux"] = aux
         return new, metrics

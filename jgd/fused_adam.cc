@@ -74,7 +74,7 @@ static double AdamRange(const float* g, const float* s, float* p, float* m,
   for (int64_t b = lo; b < hi; b += kBlock) {
     const int64_t e = std::min(b + kBlock, hi);
     AdamLoop<kDecay, kScale>(g, s, p, m, v, b, e);
-    sumsq += SumSquares(g, b, e);
+    if (!kScale) sumsq += SumSquares(g, b, e);  // with clipping: SumSquaresFfi
   }
   return sumsq;
 }
@@ -92,6 +92,42 @@ static double Run(const float* g, const float* s, float* p, float* m, float* v,
   other.join();
   return lower + upper;
 }
+
+// sum(g**2) over [lo, hi), block by block.
+static double SumSquaresRange(const float* g, int64_t lo, int64_t hi) {
+  constexpr int64_t kBlock = 4096;
+  double total = 0;
+  for (int64_t b = lo; b < hi; b += kBlock) {
+    total += SumSquares(g, b, std::min(b + kBlock, hi));
+  }
+  return total;
+}
+
+// The squared l2 norm of a bucket, for clip_by_global_norm, which needs it
+// over all buckets before any update: one read of g on up to two threads.
+static ffi::Error SumSquaresFfi(ffi::Buffer<ffi::F32> g,
+                                ffi::ResultBuffer<ffi::F32> out) {
+  const int64_t n = g.element_count();
+  const float* gp = g.typed_data();
+  double total;
+  if (n < (int64_t{1} << 20)) {
+    total = SumSquaresRange(gp, 0, n);
+  } else {
+    const int64_t half = (n / 2) & ~int64_t{63};
+    double upper = 0;
+    std::thread other([=, &upper] { upper = SumSquaresRange(gp, half, n); });
+    total = SumSquaresRange(gp, 0, half);
+    other.join();
+    total += upper;
+  }
+  *out->typed_data() = static_cast<float>(total);
+  return ffi::Error::Success();
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdSumSquares, SumSquaresFfi,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
 
 static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
                             ffi::Buffer<ffi::F32> p_in,

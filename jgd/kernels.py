@@ -10,9 +10,15 @@ update as one loop, called through ``jax.ffi`` on the step's donated buffers:
 
 which is ``jgd.adam`` and ``jgd.adamw`` (any learning rate or schedule, any
 weight-decay mask), alone or after ``jgd.clip_by_global_norm``, on float32
-buckets. Its arithmetic is XLA's, operation for operation, so the results are
-bit-identical to XLA's loops (``tests/test_kernels.py``); everything else
-(other optimizers, bf16 or float64 buckets, ``nesterov``, ``mu_dtype``, optax
+buckets. Its arithmetic is XLA's, operation for operation, so with one bucket
+the results are bit-identical to XLA's loops (``tests/test_kernels.py``).
+Two places round differently, by design: the squares of the gradient are
+summed in double as the kernel reads them (make_step's ``grad_norm`` metric,
+and with ``clip_by_global_norm`` the norm it clips by, which the kernel sums
+in one pass over each bucket first), where XLA sums in float32; and with a
+weight-decay mask (two buckets) XLA's own loops vary their arithmetic, so
+there the two agree to float32 rounding per step. Everything else (other
+optimizers, bf16 or float64 buckets, ``nesterov``, ``mu_dtype``, optax
 transforms, a GPU) runs as before.
 
 The kernel is built on first use with the system C++ compiler (``$CXX``, else
@@ -57,6 +63,7 @@ __all__ = ["available", "disabled", "fused_update", "status"]
 
 SOURCE = Path(__file__).with_name("fused_adam.cc")
 TARGET = "jgd_fused_adam"
+NORM_TARGET = "jgd_sum_squares"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno")
 
 _loaded: bool | None = None  # None: not tried yet
@@ -93,6 +100,9 @@ def available() -> bool:
             handle = ctypes.cdll.LoadLibrary(str(lib))
             jax.ffi.register_ffi_target(
                 TARGET, jax.ffi.pycapsule(handle.JgdFusedAdam), platform="cpu"
+            )
+            jax.ffi.register_ffi_target(
+                NORM_TARGET, jax.ffi.pycapsule(handle.JgdSumSquares), platform="cpu"
             )
             _loaded, _why = True, f"on: {lib}"
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
@@ -261,7 +271,16 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
         wd = node.weight_decay
         if callable(wd) or not (isinstance(wd, (int, float)) and wd == 0):
             decayed = {b: True if node.mask is None else node.mask[b] for b in params}
-    gscale = clip[0].factor(grads) if clip is not None else jnp.ones([], f32)
+    gscale, grad_norm = jnp.ones([], f32), None
+    if clip is not None:
+        # The global norm over all buckets comes first: one read of each.
+        square = jax.ffi.ffi_call(
+            NORM_TARGET, jax.ShapeDtypeStruct((), f32), vmap_method="sequential"
+        )
+        grad_norm = jnp.sqrt(
+            sum((square(g) for g in grads.values()), jnp.zeros([], f32))
+        )
+        gscale = clip[0].factor(grads, grad_norm).astype(f32)
 
     c = lambda x: tree.coef(x, f32)
     head = [
@@ -276,7 +295,7 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
     ]
     new_params, mu, nu, sumsq = {}, {}, {}, {}
     for b, p in params.items():
-        s = jnp.stack([*head, steps[b], wds[b], gscale.astype(f32)])
+        s = jnp.stack([*head, steps[b], wds[b], gscale])
         mode = (1 if decayed[b] else 0) | (2 if clip is not None else 0)
         like = jax.ShapeDtypeStruct(p.shape, f32)
         call = jax.ffi.ffi_call(
@@ -289,5 +308,6 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
             grads[b], s, p, adam_state.mu[b], adam_state.nu[b], mode=np.int32(mode)
         )
     adam_new = ScaleByAdamState(count=count, mu=mu, nu=nu)
-    grad_norm = jnp.sqrt(sum(sumsq.values(), start=jnp.zeros([], f32)))
+    if grad_norm is None:
+        grad_norm = jnp.sqrt(sum(sumsq.values(), start=jnp.zeros([], f32)))
     return new_params, _set(new_state, adam_path, adam_new), grad_norm

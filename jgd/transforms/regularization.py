@@ -172,9 +172,10 @@ class ClipByGlobalNorm(Transform):
     def init(self, params):
         return EmptyState()
 
-    def factor(self, updates) -> jax.Array:
-        """The scalar the updates are multiplied by: 1, or ``max_norm / n``."""
-        n = tree.global_norm(updates)
+    def factor(self, updates, norm: jax.Array | None = None) -> jax.Array:
+        """The scalar the updates are multiplied by: 1, or ``max_norm / n``
+        (``n`` is ``norm`` when given, else the updates' global norm)."""
+        n = tree.global_norm(updates) if norm is None else norm
         max_norm = tree.coef(self.max_norm, n.dtype)
         return jnp.where(n < max_norm, jnp.ones_like(n), max_norm / n)
 

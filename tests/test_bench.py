@@ -139,7 +139,7 @@ def test_compile_sweep_and_goals(result):
             )
     # The tiny workloads are not the issue's, so only the clip/adam ratio applies.
     for g in data["goals"]:
-        assert g["goal"].endswith("clip+adamw / adam time")
+        assert g["goal"].endswith("clip+adamw / adam at equal bandwidth")
         assert g["met"] == (g["measured"] <= g["target"])
 
 
@@ -219,8 +219,13 @@ def test_goals_compare_against_the_targets():
     assert got == {
         ("leaf-10M adam", "jgd"): (1.4, False),
         ("leaf-10M adam", "jgd-step"): (1.1, True),
-        ("leaf-10M clip+adamw / adam time", "jgd"): (1.5, False),
+        ("leaf-10M clip+adamw / adam at equal bandwidth", "jgd"): (
+            pytest.approx(2.0 * 32 / (1.4 * 28)),
+            False,
+        ),
     }
+    (clip,) = [g for g in bench.goals(out) if "clip" in g["goal"]]
+    assert clip["time_ratio"] == 1.5
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):

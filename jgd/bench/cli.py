@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from jgd.bench.measure import run
-from jgd.bench.report import format_markdown, format_table, plot
+from jgd.bench.report import format_markdown, format_table, goals, plot
 from jgd.bench.workloads import OPTIMIZERS, PRESETS, VARIANTS, WORKLOADS
 
 # --------------------------------------------------------------------------
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.report:
         out = json.loads(Path(args.report).read_text())
+        out["goals"] = goals(out)  # the current evaluation of the recorded cells
         print(format_table(out))
         print()
         print(format_markdown(out))

@@ -1,9 +1,14 @@
-"""One-pass CPU kernels for ``jgd.train``'s flat step.
+"""CPU kernels for ``jgd.train``'s flat step (``kernels.cc``, through ``jax.ffi``).
 
-XLA:CPU has no multi-output loop fusion, so Adam's new m, new v and new
-params come out of three loops over memory: 40 bytes per float32 parameter
-where 28 are needed (``benchmarks/README.md``). ``fused_adam.cc`` is the
-update as one loop, called through ``jax.ffi`` on the step's donated buffers:
+**Packing the gradient.** A flat step packs the per-leaf gradient into its
+buckets. XLA:CPU's concatenate costs about 1 us per operand and compiles in
+time growing with their number (20 s for 10000 leaves); ``pack`` is one call
+that copies the leaves into the bucket, for any optimizer and dtype.
+
+**Adam in one pass.** XLA:CPU has no multi-output loop fusion, so Adam's new
+m, new v and new params come out of three loops over memory: 40 bytes per
+float32 parameter where 28 are needed (``benchmarks/README.md``).
+``fused_update`` runs the update as one loop on the step's donated buffers:
 
     [clip_by_global_norm] -> scale_by_adam -> [add_decayed_weights]
         -> scale_by_learning_rate -> apply_updates
@@ -25,8 +30,8 @@ The kernel is built on first use with the system C++ compiler (``$CXX``, else
 ``c++``) against jaxlib's FFI headers, into ``$JGD_CACHE_DIR`` (default
 ``~/.cache/jgd``) under a name that hashes the source, the flags, jax's
 version and the CPU, and loaded from there afterwards. Without a compiler, or
-with ``JGD_KERNELS=0`` in the environment, the step uses XLA's loops: the same
-numbers, slower. ``status()`` says which, and why.
+with ``JGD_KERNELS=0`` in the environment, the step uses XLA's concatenate and
+loops: the same numbers, slower. ``status()`` says which, and why.
 
 Only ``jgd.train`` uses it: a bare ``opt.update`` stays pure JAX, so it can
 still be vmapped and differentiated with respect to its hyperparameters.
@@ -59,11 +64,12 @@ from jgd.transforms import (
     ScaleByLearningRate,
 )
 
-__all__ = ["available", "disabled", "fused_update", "status"]
+__all__ = ["available", "disabled", "fused_update", "pack", "status"]
 
-SOURCE = Path(__file__).with_name("fused_adam.cc")
+SOURCE = Path(__file__).with_name("kernels.cc")
 TARGET = "jgd_fused_adam"
 NORM_TARGET = "jgd_sum_squares"
+PACK_TARGET = "jgd_pack"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno")
 
 _loaded: bool | None = None  # None: not tried yet
@@ -104,6 +110,9 @@ def available() -> bool:
             jax.ffi.register_ffi_target(
                 NORM_TARGET, jax.ffi.pycapsule(handle.JgdSumSquares), platform="cpu"
             )
+            jax.ffi.register_ffi_target(
+                PACK_TARGET, jax.ffi.pycapsule(handle.JgdPack), platform="cpu"
+            )
             _loaded, _why = True, f"on: {lib}"
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             _loaded, _why = False, f"off: the kernel could not be built or loaded: {e}"
@@ -137,7 +146,7 @@ def _build() -> Path:
         )
     ).hexdigest()[:16]
     cache = Path(os.environ.get("JGD_CACHE_DIR") or Path.home() / ".cache" / "jgd")
-    lib = cache / f"fused_adam-{key}.so"
+    lib = cache / f"kernels-{key}.so"
     if lib.exists():
         return lib
     cache.mkdir(parents=True, exist_ok=True)
@@ -311,3 +320,34 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
     if grad_norm is None:
         grad_norm = jnp.sqrt(sum(sumsq.values(), start=jnp.zeros([], f32)))
     return new_params, _set(new_state, adam_path, adam_new), grad_norm
+
+
+def pack(layout: Any, leaves: list) -> dict | None:
+    """``layout.pack(leaves)`` (the leaves concatenated into their buckets) as
+    one copy per bucket, or None when the kernel is off or a leaf's dtype is
+    not its bucket's (then use ``layout.pack``)."""
+    if _off or os.environ.get("JGD_KERNELS") == "0" or jax.default_backend() != "cpu":
+        return None
+    parts: dict[str, list] = {b.name: [] for b in layout.buckets}
+    for slot, x in zip(layout.slots, leaves, strict=True):
+        parts[slot.bucket].append(x)
+    if (
+        any(
+            jnp.dtype(x.dtype) != b.dtype for b in layout.buckets for x in parts[b.name]
+        )
+        or not available()
+    ):
+        return None
+    out = {}
+    for b in layout.buckets:
+        xs = parts[b.name]
+        if len(xs) == 1:
+            out[b.name] = jnp.reshape(xs[0], (-1,))
+            continue
+        call = jax.ffi.ffi_call(
+            PACK_TARGET,
+            jax.ShapeDtypeStruct((b.size,), b.dtype),
+            vmap_method="sequential",
+        )
+        out[b.name] = call(*xs)
+    return out

@@ -286,3 +286,64 @@ def test_kernel_two_threads_and_tails_bit_for_bit(clip):
             else:
                 np.testing.assert_array_equal(a, b, err_msg=f"step {t} {path}")
         np.testing.assert_allclose(km["grad_norm"], xm["grad_norm"], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Packing per-leaf gradients into buckets.
+# --------------------------------------------------------------------------
+
+
+def _mixed_leaves(key, sizes, dtypes):
+    keys = jax.random.split(key, len(sizes))
+    return [
+        jax.random.normal(k, s, jnp.float32).astype(d)
+        for k, s, d in zip(keys, sizes, dtypes, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small", "two_threads"])
+def test_pack_equals_concatenate(big):
+    """Every bucket of a mixed tree (float32 and bf16, a scalar, a zero-size
+    leaf, a decayed and an undecayed float32 bucket) packs to exactly what
+    ``Layout.pack``'s concatenate gives; ``big`` crosses the kernel's 4 MiB
+    two-thread threshold."""
+    n = 700_001 if big else 7
+    sizes = [(n,), (), (3, 4), (0,), (5,), (n, 2), (2, 3)]
+    dtypes = [jnp.float32, jnp.float32, jnp.bfloat16, jnp.float32, jnp.bfloat16,
+              jnp.float32, jnp.float32]  # fmt: skip
+    leaves = _mixed_leaves(jax.random.key(0), sizes, dtypes)
+    params = {f"p{i}": x for i, x in enumerate(leaves)}
+    opt = jgd.adamw(0.1, mask=lambda p: {k: x.ndim == 2 for k, x in p.items()})
+    layout = jgd.train.init(params, opt).layout
+    assert len(layout.buckets) == 4
+    ordered = jax.tree.leaves(params)
+    ours = jax.jit(lambda xs: kernels.pack(layout, xs))(ordered)
+    text = jax.jit(lambda xs: kernels.pack(layout, xs)).lower(ordered).as_text()
+    assert kernels.PACK_TARGET in text
+    theirs = jax.jit(layout.pack)(ordered)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert ours[name].dtype == theirs[name].dtype
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+def test_make_step_packs_with_the_kernel():
+    params = {f"w{i}": jnp.full((3,), float(i)) for i in range(50)}
+
+    def loss(p, t):
+        return sum(jnp.sum((x - t) ** 2) for x in jax.tree.leaves(p))
+
+    opt = jgd.sgd(0.1, momentum=0.9)  # no fused update: only the packing
+    texts, results = [], []
+    for ctx in (contextlib.nullcontext(), kernels.disabled()):
+        with ctx:
+            state = jgd.train.init(params, opt)
+            step = jgd.train.make_step(loss, opt).lower(state, jnp.float32(1.0))
+            texts.append(step.as_text())
+            step = step.compile()
+            for _ in range(3):
+                state, m = step(state, jnp.float32(1.0))
+            results.append((state.params, m))
+    assert kernels.PACK_TARGET in texts[0] and kernels.PACK_TARGET not in texts[1]
+    for (path, a), (_, b) in zip(_float_leaves(results[0]), _float_leaves(results[1])):
+        np.testing.assert_array_equal(a, b, err_msg=path)

@@ -179,7 +179,9 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         if layout is not None:
-            grads = layout.pack(jax.tree.leaves(grads))
+            leaves = jax.tree.leaves(grads)
+            packed = kernels.pack(layout, leaves)
+            grads = layout.pack(leaves) if packed is None else packed
         new_params, opt_state, grad_norm = update_and_apply(
             tx, grads, state.stored_opt_state, state.stored_params
         )

@@ -1,5 +1,7 @@
-// jgd's one-pass Adam/AdamW over a flat float32 bucket: an XLA FFI custom
-// call, built and loaded by jgd/kernels.py for jgd.train's flat step on CPU.
+// jgd's CPU kernels for jgd.train's flat step, XLA FFI custom calls built and
+// loaded by jgd/kernels.py: a one-pass Adam/AdamW over a flat float32 bucket
+// (JgdFusedAdam), the squared norm of a bucket (JgdSumSquares), and packing
+// per-leaf gradients into a bucket (JgdPack, at the end).
 //
 // XLA:CPU has no multi-output loop fusion, so XLA's Adam makes three passes
 // over memory (new m, new v, then p reading both back: 40 bytes per
@@ -21,7 +23,9 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <thread>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -175,3 +179,45 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdFusedAdam, FusedAdam,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // m
                                   .Ret<ffi::Buffer<ffi::F32>>()    // v
                                   .Ret<ffi::Buffer<ffi::F32>>());  // sum(g**2)
+
+// Packing a flat step's per-leaf gradients into their bucket: the leaves,
+// in bucket order, copied one after another into the output. XLA:CPU's
+// concatenate costs about 1 us per operand at run time and compiles in time
+// growing with their number (20 s for 10000); this is one call, a memcpy per
+// leaf, on up to two threads.
+static ffi::Error Pack(ffi::RemainingArgs leaves, ffi::Result<ffi::AnyBuffer> out) {
+  const size_t n = leaves.size();
+  std::vector<const char*> src(n);
+  std::vector<size_t> bytes(n), start(n);
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto leaf = leaves.get<ffi::AnyBuffer>(i);
+    if (!leaf.has_value()) return leaf.error();
+    src[i] = static_cast<const char*>(leaf->untyped_data());
+    bytes[i] = leaf->size_bytes();
+    start[i] = total;
+    total += bytes[i];
+  }
+  if (total != out->size_bytes()) {
+    return ffi::Error::InvalidArgument("jgd_pack: leaves do not fill the bucket");
+  }
+  char* dst = static_cast<char*>(out->untyped_data());
+  auto copy = [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) std::memcpy(dst + start[i], src[i], bytes[i]);
+  };
+  if (total < (size_t{1} << 22) || n < 2) {
+    copy(0, n);
+    return ffi::Error::Success();
+  }
+  size_t mid = 0;  // the first leaf of the second half, by bytes
+  while (mid < n && start[mid] < total / 2) ++mid;
+  std::thread other([&] { copy(mid, n); });
+  copy(0, mid);
+  other.join();
+  return ffi::Error::Success();
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdPack, Pack,
+                              ffi::Ffi::Bind()
+                                  .RemainingArgs()
+                                  .Ret<ffi::AnyBuffer>());

@@ -31,6 +31,10 @@
 
 namespace ffi = xla::ffi;
 
+// Buckets of at least this many elements are split over two threads: below
+// it, starting a thread (tens of microseconds) costs more than it saves.
+constexpr int64_t kTwoThreads = int64_t{1} << 17;
+
 template <bool kDecay, bool kScale>
 static void AdamLoop(const float* g, const float* s, float* p, float* m,
                      float* v, int64_t lo, int64_t hi) {
@@ -86,8 +90,7 @@ static double AdamRange(const float* g, const float* s, float* p, float* m,
 template <bool kDecay, bool kScale>
 static double Run(const float* g, const float* s, float* p, float* m, float* v,
                   int64_t n) {
-  // Below ~1M elements one thread is faster than starting a second.
-  if (n < (int64_t{1} << 20)) return AdamRange<kDecay, kScale>(g, s, p, m, v, 0, n);
+  if (n < kTwoThreads) return AdamRange<kDecay, kScale>(g, s, p, m, v, 0, n);
   const int64_t half = (n / 2) & ~int64_t{63};  // cache-line aligned split
   double upper = 0;
   std::thread other(
@@ -114,7 +117,7 @@ static ffi::Error SumSquaresFfi(ffi::Buffer<ffi::F32> g,
   const int64_t n = g.element_count();
   const float* gp = g.typed_data();
   double total;
-  if (n < (int64_t{1} << 20)) {
+  if (n < kTwoThreads) {
     total = SumSquaresRange(gp, 0, n);
   } else {
     const int64_t half = (n / 2) & ~int64_t{63};
@@ -205,7 +208,7 @@ static ffi::Error Pack(ffi::RemainingArgs leaves, ffi::Result<ffi::AnyBuffer> ou
   auto copy = [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) std::memcpy(dst + start[i], src[i], bytes[i]);
   };
-  if (total < (size_t{1} << 22) || n < 2) {
+  if (total < 4 * kTwoThreads || n < 2) {
     copy(0, n);
     return ffi::Error::Success();
   }

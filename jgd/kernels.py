@@ -247,6 +247,8 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
     matched = _match(tx)
     if matched is None or not isinstance(params, dict):
         return None
+    if not all(isinstance(x, jax.Array) and x.ndim == 1 for x in params.values()):
+        return None  # not a flat state's buckets
     clip, (adam, adam_path), decay, (lr, lr_path) = matched
     adam_state = _get(state, adam_path)
     f32 = jnp.dtype(jnp.float32)

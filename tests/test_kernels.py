@@ -248,8 +248,8 @@ def test_without_a_compiler_it_falls_back(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("clip", [False, True])
 def test_kernel_two_threads_and_tails_bit_for_bit(clip):
-    """A bucket above the kernel's 2**20-element threshold, of odd size: two
-    threads, partial blocks and the lanes' tail all run."""
+    """A bucket above the kernel's two-thread threshold (2**17 elements), of
+    odd size: two threads, partial blocks and the lanes' tail all run."""
     n = (1 << 20) + 4099
     rng = np.random.default_rng(3)
     params = {
@@ -305,7 +305,7 @@ def _mixed_leaves(key, sizes, dtypes):
 def test_pack_equals_concatenate(big):
     """Every bucket of a mixed tree (float32 and bf16, a scalar, a zero-size
     leaf, a decayed and an undecayed float32 bucket) packs to exactly what
-    ``Layout.pack``'s concatenate gives; ``big`` crosses the kernel's 4 MiB
+    ``Layout.pack``'s concatenate gives; ``big`` crosses the kernel's 512 KiB
     two-thread threshold."""
     n = 700_001 if big else 7
     sizes = [(n,), (), (3, 4), (0,), (5,), (n, 2), (2, 3)]
@@ -347,3 +347,12 @@ def test_make_step_packs_with_the_kernel():
     assert kernels.PACK_TARGET in texts[0] and kernels.PACK_TARGET not in texts[1]
     for (path, a), (_, b) in zip(_float_leaves(results[0]), _float_leaves(results[1])):
         np.testing.assert_array_equal(a, b, err_msg=path)
+
+
+def test_leaf_by_leaf_state_keeps_xlas_loops():
+    """flat=False hands make_step the user's own dict of leaves: not buckets."""
+    params, loss, x = _problem()
+    opt = jgd.adam(1e-2)
+    state = jgd.train.init(params, opt, flat=False)
+    text = jgd.train.make_step(loss, opt).lower(state, x).as_text()
+    assert TARGET not in text and kernels.PACK_TARGET not in text

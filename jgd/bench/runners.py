@@ -227,7 +227,9 @@ class _FlatRunner(_Runner):
             tx = flat_optimizer(opt, layout)
 
             def step(params, opt_state, g):
-                new_params, opt_state, _ = update_and_apply(tx, g, opt_state, params)
+                new_params, opt_state, _ = update_and_apply(
+                    tx, g, opt_state, params, flat=True
+                )
                 return new_params, opt_state
 
         except ImportError:  # an older jgd

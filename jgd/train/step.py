@@ -146,15 +146,18 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     return loss, aux
 
 
-def update_and_apply(tx: Any, grads: Any, opt_state: Any, params: Any) -> tuple:
+def update_and_apply(
+    tx: Any, grads: Any, opt_state: Any, params: Any, *, flat: bool
+) -> tuple:
     """``tx.update`` then ``apply_updates``: ``(new_params, new_opt_state,
     grad_norm)``, with the global l2 norm of ``grads`` for the metrics.
 
-    On a flat state's buckets (dicts of float32 buffers on CPU), Adam and
-    AdamW, alone or after ``clip_by_global_norm``, run as one fused loop
-    instead (``jgd.kernels``): the same update in one pass over memory, which
-    also sums the gradient's squares as it reads them."""
-    if isinstance(params, dict):
+    On a flat state's buckets (``flat``: dicts of 1-D buffers), Adam and
+    AdamW on float32 buckets on CPU, alone or after ``clip_by_global_norm``,
+    run as one fused loop instead (``jgd.kernels``): the same update in one
+    pass over memory, which also sums the gradient's squares as it reads
+    them."""
+    if flat:
         fused = kernels.fused_update(tx, grads, opt_state, params)
         if fused is not None:
             return fused
@@ -183,7 +186,11 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
             packed = kernels.pack(layout, leaves)
             grads = layout.pack(leaves) if packed is None else packed
         new_params, opt_state, grad_norm = update_and_apply(
-            tx, grads, state.stored_opt_state, state.stored_params
+            tx,
+            grads,
+            state.stored_opt_state,
+            state.stored_params,
+            flat=layout is not None,
         )
         new = TrainState(new_params, opt_state, tree.safe_increment(state.step), layout)
         metrics = {"loss": loss, "grad_norm": grad_norm}

@@ -77,9 +77,18 @@ _why = "not built yet"
 _off = 0  # depth of disabled() contexts
 
 
+def _switched_off() -> bool:
+    return bool(_off) or os.environ.get("JGD_KERNELS") == "0"
+
+
+def _usable() -> bool:
+    """Whether a step traced now may use the kernels (before building them)."""
+    return not _switched_off() and jax.default_backend() == "cpu"
+
+
 def status() -> str:
     """Whether the kernel is in use, and why not when it is not."""
-    if _off or os.environ.get("JGD_KERNELS") == "0":
+    if _switched_off():
         return "off: disabled (JGD_KERNELS=0 or jgd.kernels.disabled())"
     return _why
 
@@ -242,7 +251,7 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
 
     ``grads`` and ``params`` are a flat step's bucket dicts and ``tx`` the
     optimizer on buckets (``jgd.train.layout.flat_optimizer``)."""
-    if _off or os.environ.get("JGD_KERNELS") == "0" or jax.default_backend() != "cpu":
+    if not _usable():
         return None
     matched = _match(tx)
     if matched is None or not isinstance(params, dict):
@@ -328,7 +337,7 @@ def pack(layout: Any, leaves: list) -> dict | None:
     """``layout.pack(leaves)`` (the leaves concatenated into their buckets) as
     one copy per bucket, or None when the kernel is off or a leaf's dtype is
     not its bucket's (then use ``layout.pack``)."""
-    if _off or os.environ.get("JGD_KERNELS") == "0" or jax.default_backend() != "cpu":
+    if not _usable():
         return None
     parts: dict[str, list] = {b.name: [] for b in layout.buckets}
     for slot, x in zip(layout.slots, leaves, strict=True):

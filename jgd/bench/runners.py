@@ -202,8 +202,6 @@ class _FlatRunner(_Runner):
         import jax
         import jax.numpy as jnp
 
-        import jgd
-
         try:
             train = importlib.import_module("jgd.train")
             init = train.init
@@ -220,23 +218,16 @@ class _FlatRunner(_Runner):
         params, opt_state = state.stored_params, state.stored_opt_state
         self.state_bytes = _tree_bytes(params) + _tree_bytes(opt_state)
 
-        try:  # make_step's own update (with jgd.kernels' fused loop where it applies)
-            from jgd.train.layout import flat_optimizer
-            from jgd.train.step import update_and_apply
+        from jgd.train.layout import flat_optimizer
+        from jgd.train.step import update_and_apply
 
-            tx = flat_optimizer(opt, layout)
+        tx = flat_optimizer(opt, layout)  # make_step's own update
 
-            def step(params, opt_state, g):
-                new_params, opt_state, _ = update_and_apply(
-                    tx, g, opt_state, params, flat=True
-                )
-                return new_params, opt_state
-
-        except ImportError:  # an older jgd
-
-            def step(params, opt_state, g):
-                updates, opt_state = opt.update(g, opt_state, params)
-                return jgd.apply_updates(params, updates), opt_state
+        def step(params, opt_state, g):
+            new_params, opt_state, _ = update_and_apply(
+                tx, g, opt_state, params, flat=True
+            )
+            return new_params, opt_state
 
         self.fn = _compile(step, (params, opt_state, grads), (0, 1), self)
         self.carry, self.grads = (params, opt_state), grads

@@ -87,19 +87,6 @@ static double AdamRange(const float* g, const float* s, float* p, float* m,
   return sumsq;
 }
 
-template <bool kDecay, bool kScale>
-static double Run(const float* g, const float* s, float* p, float* m, float* v,
-                  int64_t n) {
-  if (n < kTwoThreads) return AdamRange<kDecay, kScale>(g, s, p, m, v, 0, n);
-  const int64_t half = (n / 2) & ~int64_t{63};  // cache-line aligned split
-  double upper = 0;
-  std::thread other(
-      [=, &upper] { upper = AdamRange<kDecay, kScale>(g, s, p, m, v, half, n); });
-  const double lower = AdamRange<kDecay, kScale>(g, s, p, m, v, 0, half);
-  other.join();
-  return lower + upper;
-}
-
 // sum(g**2) over [lo, hi), block by block.
 static double SumSquaresRange(const float* g, int64_t lo, int64_t hi) {
   constexpr int64_t kBlock = 4096;
@@ -110,42 +97,94 @@ static double SumSquaresRange(const float* g, int64_t lo, int64_t hi) {
   return total;
 }
 
-// The squared l2 norm of a bucket, for clip_by_global_norm, which needs it
-// over all buckets before any update: one read of g on up to two threads.
-static ffi::Error SumSquaresFfi(ffi::Buffer<ffi::F32> g,
-                                ffi::ResultBuffer<ffi::F32> out) {
-  const int64_t n = g.element_count();
-  const float* gp = g.typed_data();
-  double total;
-  if (n < kTwoThreads) {
-    total = SumSquaresRange(gp, 0, n);
-  } else {
-    const int64_t half = (n / 2) & ~int64_t{63};
-    double upper = 0;
-    std::thread other([=, &upper] { upper = SumSquaresRange(gp, half, n); });
-    total = SumSquaresRange(gp, 0, half);
-    other.join();
-    total += upper;
+// A bucket's gradient as the per-leaf buffers it is made of (the leaves in
+// bucket order), so that nothing has to pack them first.
+struct Leaves {
+  std::vector<const float*> g;
+  std::vector<int64_t> start;  // start[i]: leaf i's offset; start.back(): total
+};
+
+static ffi::ErrorOr<Leaves> GetLeaves(const ffi::RemainingArgs& args) {
+  Leaves leaves;
+  leaves.start.push_back(0);
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto leaf = args.get<ffi::Buffer<ffi::F32>>(i);
+    if (!leaf.has_value()) return ffi::Unexpected(leaf.error());
+    leaves.g.push_back(leaf->typed_data());
+    leaves.start.push_back(leaves.start.back() + leaf->element_count());
   }
+  return leaves;
+}
+
+// fn(g, a, len) for each piece of a leaf inside [lo, hi): g points at the
+// leaf's element for bucket index a.
+template <typename F>
+static void ForPieces(const Leaves& leaves, int64_t lo, int64_t hi, F fn) {
+  const auto& start = leaves.start;
+  size_t i = std::upper_bound(start.begin(), start.end(), lo) - start.begin();
+  for (i = i == 0 ? 0 : i - 1; i < leaves.g.size() && start[i] < hi; ++i) {
+    const int64_t a = std::max(lo, start[i]), b = std::min(hi, start[i + 1]);
+    if (a < b) fn(leaves.g[i] + (a - start[i]), a, b - a);
+  }
+}
+
+// body(lo, hi) over [0, n) on one or two threads; the sum of what it returns.
+template <typename F>
+static double Split(int64_t n, F body) {
+  if (n < kTwoThreads) return body(int64_t{0}, n);
+  const int64_t half = (n / 2) & ~int64_t{63};  // cache-line aligned split
+  double upper = 0;
+  std::thread other([&] { upper = body(half, n); });
+  const double lower = body(int64_t{0}, half);
+  other.join();
+  return lower + upper;
+}
+
+// The squared l2 norm of a bucket's gradient, for clip_by_global_norm, which
+// needs it over all buckets before any update: one read of g.
+static ffi::Error SumSquaresFfi(ffi::RemainingArgs args,
+                                ffi::ResultBuffer<ffi::F32> out) {
+  auto leaves = GetLeaves(args);
+  if (!leaves.has_value()) return leaves.error();
+  const double total = Split(leaves->start.back(), [&](int64_t lo, int64_t hi) {
+    double t = 0;
+    ForPieces(*leaves, lo, hi, [&](const float* g, int64_t, int64_t len) {
+      t += SumSquaresRange(g, 0, len);
+    });
+    return t;
+  });
   *out->typed_data() = static_cast<float>(total);
   return ffi::Error::Success();
 }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdSumSquares, SumSquaresFfi,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .RemainingArgs()  // the gradient's leaves
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
-static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
-                            ffi::Buffer<ffi::F32> p_in,
+template <bool kDecay, bool kScale>
+static double RunAdam(const Leaves& leaves, const float* s, float* p, float* m,
+                      float* v) {
+  return Split(leaves.start.back(), [&](int64_t lo, int64_t hi) {
+    double t = 0;
+    ForPieces(leaves, lo, hi, [&](const float* g, int64_t a, int64_t len) {
+      t += AdamRange<kDecay, kScale>(g, s, p + a, m + a, v + a, 0, len);
+    });
+    return t;
+  });
+}
+
+static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> s, ffi::Buffer<ffi::F32> p_in,
                             ffi::Buffer<ffi::F32> m_in,
-                            ffi::Buffer<ffi::F32> v_in, int32_t mode,
-                            ffi::ResultBuffer<ffi::F32> p_out,
+                            ffi::Buffer<ffi::F32> v_in, ffi::RemainingArgs g,
+                            int32_t mode, ffi::ResultBuffer<ffi::F32> p_out,
                             ffi::ResultBuffer<ffi::F32> m_out,
                             ffi::ResultBuffer<ffi::F32> v_out,
                             ffi::ResultBuffer<ffi::F32> sumsq_out) {
-  const int64_t n = g.element_count();
-  if (s.element_count() != 11 || p_in.element_count() != n ||
+  auto leaves = GetLeaves(g);
+  if (!leaves.has_value()) return leaves.error();
+  const int64_t n = p_in.element_count();
+  if (s.element_count() != 11 || leaves->start.back() != n ||
       m_in.element_count() != n || v_in.element_count() != n) {
     return ffi::Error::InvalidArgument("jgd_fused_adam: mismatched buffers");
   }
@@ -156,14 +195,13 @@ static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
   if (p != p_in.typed_data()) std::copy_n(p_in.typed_data(), n, p);
   if (m != m_in.typed_data()) std::copy_n(m_in.typed_data(), n, m);
   if (v != v_in.typed_data()) std::copy_n(v_in.typed_data(), n, v);
-  const float* gp = g.typed_data();
   const float* sp = s.typed_data();
   double sumsq;
   switch (mode) {
-    case 0: sumsq = Run<false, false>(gp, sp, p, m, v, n); break;
-    case 1: sumsq = Run<true, false>(gp, sp, p, m, v, n); break;
-    case 2: sumsq = Run<false, true>(gp, sp, p, m, v, n); break;
-    case 3: sumsq = Run<true, true>(gp, sp, p, m, v, n); break;
+    case 0: sumsq = RunAdam<false, false>(*leaves, sp, p, m, v); break;
+    case 1: sumsq = RunAdam<true, false>(*leaves, sp, p, m, v); break;
+    case 2: sumsq = RunAdam<false, true>(*leaves, sp, p, m, v); break;
+    case 3: sumsq = RunAdam<true, true>(*leaves, sp, p, m, v); break;
     default: return ffi::Error::InvalidArgument("jgd_fused_adam: bad mode");
   }
   *sumsq_out->typed_data() = static_cast<float>(sumsq);
@@ -172,14 +210,14 @@ static ffi::Error FusedAdam(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> s,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdFusedAdam, FusedAdam,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
                                   .Arg<ffi::Buffer<ffi::F32>>()  // s
                                   .Arg<ffi::Buffer<ffi::F32>>()  // p
                                   .Arg<ffi::Buffer<ffi::F32>>()  // m
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v
+                                  .RemainingArgs()  // g: the bucket's leaves
                                   .Attr<int32_t>("mode")
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // p
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // m
+                                  .Ret<ffi::Buffer<ffi::F32>>()    // p
+                                  .Ret<ffi::Buffer<ffi::F32>>()    // m
                                   .Ret<ffi::Buffer<ffi::F32>>()    // v
                                   .Ret<ffi::Buffer<ffi::F32>>());  // sum(g**2)
 

@@ -249,8 +249,10 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
     ``grad_norm`` is the global l2 norm of ``grads``, summed in double by the
     kernel as it reads them.
 
-    ``grads`` and ``params`` are a flat step's bucket dicts and ``tx`` the
-    optimizer on buckets (``jgd.train.layout.flat_optimizer``)."""
+    ``grads`` maps each bucket to its gradient's leaves (``Layout.group``),
+    which the kernel reads where they are; ``params`` is a flat step's bucket
+    dict and ``tx`` the optimizer on buckets
+    (``jgd.train.layout.flat_optimizer``)."""
     if not _usable():
         return None
     matched = _match(tx)
@@ -263,7 +265,7 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
     f32 = jnp.dtype(jnp.float32)
     arrays = [
         *params.values(),
-        *grads.values(),
+        *(x for xs in grads.values() for x in xs),
         *jax.tree.leaves(adam_state.mu),
         *jax.tree.leaves(adam_state.nu),
     ]
@@ -298,9 +300,9 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
             NORM_TARGET, jax.ShapeDtypeStruct((), f32), vmap_method="sequential"
         )
         grad_norm = jnp.sqrt(
-            sum((square(g) for g in grads.values()), jnp.zeros([], f32))
+            sum((square(*xs) for xs in grads.values()), jnp.zeros([], f32))
         )
-        gscale = clip[0].factor(grads, grad_norm).astype(f32)
+        gscale = clip[0].factor(None, grad_norm).astype(f32)
 
     c = lambda x: tree.coef(x, f32)
     head = [
@@ -321,11 +323,11 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
         call = jax.ffi.ffi_call(
             TARGET,
             (like, like, like, jax.ShapeDtypeStruct((), f32)),
-            input_output_aliases={2: 0, 3: 1, 4: 2},
+            input_output_aliases={1: 0, 2: 1, 3: 2},
             vmap_method="sequential",
         )
         new_params[b], mu[b], nu[b], sumsq[b] = call(
-            grads[b], s, p, adam_state.mu[b], adam_state.nu[b], mode=np.int32(mode)
+            s, p, adam_state.mu[b], adam_state.nu[b], *grads[b], mode=np.int32(mode)
         )
     adam_new = ScaleByAdamState(count=count, mu=mu, nu=nu)
     if grad_norm is None:
@@ -333,32 +335,22 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
     return new_params, _set(new_state, adam_path, adam_new), grad_norm
 
 
-def pack(layout: Any, leaves: list) -> dict | None:
-    """``layout.pack(leaves)`` (the leaves concatenated into their buckets) as
-    one copy per bucket, or None when the kernel is off or a leaf's dtype is
-    not its bucket's (then use ``layout.pack``)."""
-    if not _usable():
-        return None
-    parts: dict[str, list] = {b.name: [] for b in layout.buckets}
-    for slot, x in zip(layout.slots, leaves, strict=True):
-        parts[slot.bucket].append(x)
-    if (
-        any(
-            jnp.dtype(x.dtype) != b.dtype for b in layout.buckets for x in parts[b.name]
-        )
-        or not available()
-    ):
-        return None
+def pack(groups: dict[str, list], like: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Each bucket's leaves (``Layout.group``) packed into one buffer shaped
+    and typed like ``like``'s: one copy call per bucket of several leaves when
+    the kernels are usable, else a concatenate."""
     out = {}
-    for b in layout.buckets:
-        xs = parts[b.name]
+    for name, xs in groups.items():
+        ref = like[name]
         if len(xs) == 1:
-            out[b.name] = jnp.reshape(xs[0], (-1,))
-            continue
-        call = jax.ffi.ffi_call(
-            PACK_TARGET,
-            jax.ShapeDtypeStruct((b.size,), b.dtype),
-            vmap_method="sequential",
-        )
-        out[b.name] = call(*xs)
+            out[name] = xs[0].astype(ref.dtype)
+        elif _usable() and all(x.dtype == ref.dtype for x in xs) and available():
+            call = jax.ffi.ffi_call(
+                PACK_TARGET,
+                jax.ShapeDtypeStruct(ref.shape, ref.dtype),
+                vmap_method="sequential",
+            )
+            out[name] = call(*xs)
+        else:
+            out[name] = jnp.concatenate(xs).astype(ref.dtype)
     return out

@@ -224,8 +224,9 @@ class _FlatRunner(_Runner):
         tx = flat_optimizer(opt, layout)  # make_step's own update
 
         def step(params, opt_state, g):
+            groups = {name: [x] for name, x in g.items()}  # already packed
             new_params, opt_state, _ = update_and_apply(
-                tx, g, opt_state, params, flat=True
+                tx, groups, opt_state, params, flat=True
             )
             return new_params, opt_state
 

@@ -65,11 +65,16 @@ class Layout:
     def names(self) -> tuple[str, ...]:
         return tuple(b.name for b in self.buckets)
 
-    def pack(self, leaves: Sequence[jax.Array]) -> dict[str, jax.Array]:
-        """The leaves (in ``treedef`` order) concatenated into buckets."""
+    def group(self, leaves: Sequence[jax.Array]) -> dict[str, list[jax.Array]]:
+        """The leaves (in ``treedef`` order), flattened, as each bucket's list."""
         parts: dict[str, list] = {b.name: [] for b in self.buckets}
         for slot, x in zip(self.slots, leaves, strict=True):
             parts[slot.bucket].append(jnp.reshape(x, (-1,)))
+        return parts
+
+    def pack(self, leaves: Sequence[jax.Array]) -> dict[str, jax.Array]:
+        """The leaves (in ``treedef`` order) concatenated into buckets."""
+        parts = self.group(leaves)
         return {
             b.name: jnp.concatenate(parts[b.name]).astype(b.dtype) for b in self.buckets
         }

@@ -152,15 +152,18 @@ def update_and_apply(
     """``tx.update`` then ``apply_updates``: ``(new_params, new_opt_state,
     grad_norm)``, with the global l2 norm of ``grads`` for the metrics.
 
-    On a flat state's buckets (``flat``: dicts of 1-D buffers), Adam and
-    AdamW on float32 buckets on CPU, alone or after ``clip_by_global_norm``,
-    run as one fused loop instead (``jgd.kernels``): the same update in one
-    pass over memory, which also sums the gradient's squares as it reads
-    them."""
+    For a flat state (``flat``), ``grads`` maps each bucket to its gradient's leaves
+    (``Layout.group``), and ``params`` and ``opt_state`` hold buckets. Adam
+    and AdamW on float32 buckets on CPU, alone or after
+    ``clip_by_global_norm``, then run as one fused loop (``jgd.kernels``) that
+    reads the leaves where they are: one pass over memory, which also sums
+    the gradient's squares. Otherwise the leaves are packed into their
+    buckets first (``jgd.kernels.pack``, or a concatenate)."""
     if flat:
         fused = kernels.fused_update(tx, grads, opt_state, params)
         if fused is not None:
             return fused
+        grads = kernels.pack(grads, params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return apply_updates(params, updates), opt_state, tree.global_norm(grads)
 
@@ -182,9 +185,7 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         if layout is not None:
-            leaves = jax.tree.leaves(grads)
-            packed = kernels.pack(layout, leaves)
-            grads = layout.pack(leaves) if packed is None else packed
+            grads = layout.group(jax.tree.leaves(grads))
         new_params, opt_state, grad_norm = update_and_apply(
             tx,
             grads,

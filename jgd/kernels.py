@@ -1,14 +1,10 @@
 """CPU kernels for ``jgd.train``'s flat step (``kernels.cc``, through ``jax.ffi``).
 
-**Packing the gradient.** A flat step packs the per-leaf gradient into its
-buckets. XLA:CPU's concatenate costs about 1 us per operand and compiles in
-time growing with their number (20 s for 10000 leaves); ``pack`` is one call
-that copies the leaves into the bucket, for any optimizer and dtype.
-
 **Adam in one pass.** XLA:CPU has no multi-output loop fusion, so Adam's new
 m, new v and new params come out of three loops over memory: 40 bytes per
 float32 parameter where 28 are needed (``benchmarks/README.md``).
-``fused_update`` runs the update as one loop on the step's donated buffers:
+``fused_update`` runs the update as one loop on the step's donated buffers,
+reading each bucket's gradient from its per-leaf buffers where they are:
 
     [clip_by_global_norm] -> scale_by_adam -> [add_decayed_weights]
         -> scale_by_learning_rate -> apply_updates
@@ -19,19 +15,25 @@ buckets. Its arithmetic is XLA's, operation for operation, so with one bucket
 the results are bit-identical to XLA's loops (``tests/test_kernels.py``).
 Two places round differently, by design: the squares of the gradient are
 summed in double as the kernel reads them (make_step's ``grad_norm`` metric,
-and with ``clip_by_global_norm`` the norm it clips by, which the kernel sums
-in one pass over each bucket first), where XLA sums in float32; and with a
-weight-decay mask (two buckets) XLA's own loops vary their arithmetic, so
-there the two agree to float32 rounding per step. Everything else (other
-optimizers, bf16 or float64 buckets, ``nesterov``, ``mu_dtype``, optax
-transforms, a GPU) runs as before.
+and with ``clip_by_global_norm`` the norm it clips by, which a second kernel
+sums in one pass over the gradient first), where XLA sums in float32; and
+with a weight-decay mask (two buckets) XLA's own loops vary their
+arithmetic, so there the two agree to float32 rounding per step. Everything
+else (other optimizers, bf16 or float64 buckets, ``nesterov``, ``mu_dtype``,
+optax transforms, a GPU) runs as before.
 
-The kernel is built on first use with the system C++ compiler (``$CXX``, else
-``c++``) against jaxlib's FFI headers, into ``$JGD_CACHE_DIR`` (default
+**Packing the gradient.** Any other flat step packs the per-leaf gradient
+into its buckets first. XLA:CPU's concatenate compiles in time growing with
+the number of leaves (20 s for 10000); ``pack`` is one call per bucket that
+copies the leaves in, for any dtype.
+
+The kernels are built on first use with the system C++ compiler (``$CXX``,
+else ``c++``) against jaxlib's FFI headers, into ``$JGD_CACHE_DIR`` (default
 ``~/.cache/jgd``) under a name that hashes the source, the flags, jax's
-version and the CPU, and loaded from there afterwards. Without a compiler, or
-with ``JGD_KERNELS=0`` in the environment, the step uses XLA's concatenate and
-loops: the same numbers, slower. ``status()`` says which, and why.
+version and the CPU, and loaded from there afterwards. Without a compiler,
+with ``JGD_KERNELS=0`` in the environment, or off CPU, the step uses XLA's
+concatenate and loops: the same numbers, slower. ``status()`` says which, and
+why.
 
 Only ``jgd.train`` uses it: a bare ``opt.update`` stays pure JAX, so it can
 still be vmapped and differentiated with respect to its hyperparameters.

@@ -31,6 +31,10 @@
 
 namespace ffi = xla::ffi;
 
+// The loops walk a bucket in blocks of this many elements (16 KiB of g), so
+// that summing a block's squares after updating it reads g from L1.
+constexpr int64_t kBlock = 4096;
+
 // Buckets of at least this many elements are split over two threads: below
 // it, starting a thread (tens of microseconds) costs more than it saves.
 constexpr int64_t kTwoThreads = int64_t{1} << 17;
@@ -77,7 +81,6 @@ static double SumSquares(const float* g, int64_t lo, int64_t hi) {
 template <bool kDecay, bool kScale>
 static double AdamRange(const float* g, const float* s, float* p, float* m,
                         float* v, int64_t lo, int64_t hi) {
-  constexpr int64_t kBlock = 4096;
   double sumsq = 0;
   for (int64_t b = lo; b < hi; b += kBlock) {
     const int64_t e = std::min(b + kBlock, hi);
@@ -89,7 +92,6 @@ static double AdamRange(const float* g, const float* s, float* p, float* m,
 
 // sum(g**2) over [lo, hi), block by block.
 static double SumSquaresRange(const float* g, int64_t lo, int64_t hi) {
-  constexpr int64_t kBlock = 4096;
   double total = 0;
   for (int64_t b = lo; b < hi; b += kBlock) {
     total += SumSquares(g, b, std::min(b + kBlock, hi));

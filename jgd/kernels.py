@@ -276,11 +276,10 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
 
     # The scalars, computed as the transforms compute them.
     count = tree.safe_increment(adam_state.count)
-    fdt = tree.default_float()
 
     def inverse_correction(decay_rate):
-        bc = 1 - jax.lax.pow(jnp.asarray(decay_rate, fdt), count.astype(fdt))
-        return 1 / bc.astype(f32)  # XLA divides by multiplying by this
+        # tree.bias_correction divides by this; XLA multiplies by its inverse.
+        return 1 / tree.correction(decay_rate, count).astype(f32)
 
     ones = {b: jnp.ones([], f32) for b in params}
     zeros = {b: jnp.zeros([], f32) for b in params}

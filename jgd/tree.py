@@ -4,7 +4,8 @@ Holds: ``zeros_like``/``full_like`` (state initialisation), ``cast``,
 ``check_same_structure`` (a static tree check naming the first differing path),
 ``safe_increment`` (the saturating int32 step counter), ``promote`` (explicit
 dtype promotion, so the math passes under strict promotion), ``coef`` (a scalar
-hyperparameter as a leaf's dtype), ``bias_correction`` and ``global_norm``.
+hyperparameter as a leaf's dtype), ``correction`` and ``bias_correction``
+(Adam's ``1 - decay**t``, shared with ``jgd.kernels``), and ``global_norm``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "cast",
     "check_same_structure",
     "coef",
+    "correction",
     "full_like",
     "global_norm",
     "promote",
@@ -88,16 +90,22 @@ def default_float() -> Any:
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
-def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
-    """``m / (1 - decay**count)`` for every leaf ``m`` of ``moments``.
-
-    The power is taken once, in the default float dtype (so bf16 moments do
-    not round ``decay**count`` to 1), and the division in each moment's dtype.
-    """
+def correction(decay: Any, count: jax.Array) -> jax.Array:
+    """``1 - decay**count`` in the default float dtype (so bf16 moments do not
+    round ``decay**count`` to 1): the denominator of ``bias_correction``."""
     fdt = default_float()
     # A float exponent, as optax's decay**count promotes to (and differentiable
     # in decay under strict promotion, which an int32 exponent is not).
-    bc = 1 - jax.lax.pow(jnp.asarray(decay, fdt), count.astype(fdt))
+    return 1 - jax.lax.pow(jnp.asarray(decay, fdt), count.astype(fdt))
+
+
+def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
+    """``m / (1 - decay**count)`` for every leaf ``m`` of ``moments``.
+
+    The power is taken once (``correction``), and the division in each
+    moment's dtype.
+    """
+    bc = correction(decay, count)
     return jax.tree.map(lambda m: m / bc.astype(m.dtype), moments)
 
 

@@ -180,7 +180,9 @@ def test_kernel_matches_the_update_in_float64():
         u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
         p = p - lr * (u + wd * p)
         got = np.asarray(jax.flatten_util.ravel_pytree(history[t - 1][0])[0])
-        np.testing.assert_allclose(got, p, rtol=1e-5, atol=1e-7, err_msg=f"step {t}")
+        # float32 rounding of values of order 1 (the params before the step):
+        # ~1e-7 absolute, which dominates for the params that end near 0.
+        np.testing.assert_allclose(got, p, rtol=1e-6, atol=1e-7, err_msg=f"step {t}")
 
 
 @pytest.mark.parametrize(

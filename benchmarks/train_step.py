@@ -91,8 +91,9 @@ def build(params, learning_rate: float, batch):
 
     def jgd_variant(name, flat):
         state = jgd.train.init(params, opt, flat=flat)
-        # A flat step also takes each leaf's offset as an int32 scalar.
-        offsets = len(state.layout.slots) if flat else 0
+        # A flat step also takes the leaves' offsets: one int32 array with
+        # jgd.kernels, else one int32 scalar per leaf.
+        offsets = len(jax.tree.leaves(state.layout.offsets())) if flat else 0
         return Variant(name, lambda s: step.lower(s, batch), jgd_run, state, offsets)
 
     tx = optax.adam(learning_rate)

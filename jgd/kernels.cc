@@ -264,3 +264,28 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdPack, Pack,
                               ffi::Ffi::Bind()
                                   .RemainingArgs()
                                   .Ret<ffi::AnyBuffer>());
+
+// A flat step's leaf offsets, passed to the program as one int32 array and
+// handed out as one scalar per leaf. Each leaf is cut out of its bucket at
+// its scalar (Layout.unpack), so XLA compiles one kernel per distinct leaf
+// computation; passed as one scalar argument per leaf instead, the offsets
+// cost the runtime about a microsecond per argument on every call, more
+// than linearly in their number.
+static ffi::Error Unstack(ffi::Buffer<ffi::S32> offsets, ffi::RemainingRets outs) {
+  const size_t n = outs.size();
+  if (offsets.element_count() != n) {
+    return ffi::Error::InvalidArgument("jgd_unstack: one offset per output");
+  }
+  const int32_t* src = offsets.typed_data();
+  for (size_t i = 0; i < n; ++i) {
+    auto out = outs.get<ffi::AnyBuffer>(i);
+    if (!out.has_value()) return out.error();
+    std::memcpy((*out)->untyped_data(), src + i, sizeof(int32_t));
+  }
+  return ffi::Error::Success();
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdUnstack, Unstack,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .RemainingRets());

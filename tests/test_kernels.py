@@ -360,3 +360,54 @@ def test_leaf_by_leaf_state_keeps_xlas_loops():
     state = jgd.train.init(params, opt, flat=False)
     text = jgd.train.make_step(loss, opt).lower(state, x).as_text()
     assert TARGET not in text and kernels.PACK_TARGET not in text
+
+
+def test_offsets_travel_as_one_array():
+    """With the kernels, a flat step takes its leaves' offsets as one int32
+    array (``jgd.kernels.unstack`` hands them out inside): one argument where
+    XLA's runtime charges for each. Without, one int32 scalar per leaf. The
+    params the loss sees, and so the steps, are the same."""
+    params = {f"w{i}": jnp.full((3,), float(i)) for i in range(50)}
+    params["m"] = jnp.arange(6.0).reshape(2, 3)
+
+    def loss(p, t):
+        return sum(jnp.sum((x - t) ** 2) for x in jax.tree.leaves(p))
+
+    opt = jgd.adam(0.1)
+    n_args, texts, results = [], [], []
+    for ctx in (contextlib.nullcontext(), kernels.disabled()):
+        with ctx:
+            state = jgd.train.init(params, opt)
+            offsets = state.layout.offsets()
+            n_args.append(len(jax.tree.leaves(offsets)))
+            lowered = jgd.train.make_step(loss, opt).lower(state, jnp.float32(1.0))
+            texts.append(lowered.as_text())
+            step = lowered.compile()
+            for _ in range(3):
+                state, m = step(state, jnp.float32(1.0))
+            results.append((state.params, m["loss"]))
+    assert n_args == [1, 51]
+    assert kernels.UNSTACK_TARGET in texts[0]
+    assert kernels.UNSTACK_TARGET not in texts[1]
+    for (path, a), (_, b) in zip(_float_leaves(results[0]), _float_leaves(results[1])):
+        np.testing.assert_allclose(a, b, rtol=2e-6, err_msg=path)
+
+
+def test_unpack_with_any_form_of_offsets():
+    """``Layout.unpack`` gives the same tree from constant offsets, scalar
+    offsets and one offsets array, over several buckets and dtypes."""
+    sizes = [(4,), (), (3, 4), (0,), (5,), (2, 2)]
+    dtypes = [jnp.float32, jnp.float32, jnp.bfloat16, jnp.float32, jnp.bfloat16,
+              jnp.float32]  # fmt: skip
+    leaves = _mixed_leaves(jax.random.key(1), sizes, dtypes)
+    params = {f"p{i}": x for i, x in enumerate(leaves)}
+    state = jgd.train.init(params, jgd.sgd(0.1))
+    layout, buffers = state.layout, state.stored_params
+    scalars = tuple(jnp.int32(s.offset) for s in layout.slots)
+    array = jnp.asarray([s.offset for s in layout.slots], jnp.int32)
+    unpack = jax.jit(layout.unpack)
+    for got in (unpack(buffers), unpack(buffers, scalars), unpack(buffers, array)):
+        assert jax.tree.structure(got) == jax.tree.structure(params)
+        for k, want in params.items():
+            assert got[k].dtype == want.dtype and got[k].shape == want.shape
+            np.testing.assert_array_equal(got[k], want, err_msg=k)

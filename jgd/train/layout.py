@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgd import kernels
 from jgd.optimizers import Optimizer
 from jgd.transforms import AddDecayedWeights
 
@@ -79,9 +80,7 @@ class Layout:
             b.name: jnp.concatenate(parts[b.name]).astype(b.dtype) for b in self.buckets
         }
 
-    def unpack(
-        self, buffers: dict[str, jax.Array], offsets: Sequence | None = None
-    ) -> Any:
+    def unpack(self, buffers: dict[str, jax.Array], offsets: Any = None) -> Any:
         """The user's pytree, each leaf sliced out of its bucket and reshaped.
 
         The leaves keep the buffers' dtype, so an optimizer state held in
@@ -90,19 +89,27 @@ class Layout:
         cut at a runtime offset, so XLA compiles one kernel per distinct leaf
         computation instead of one per leaf (a constant offset makes every
         slice, and every kernel it fuses into, unique: about 10 ms of
-        compile time each on CPU).
+        compile time each on CPU, and out of memory in LLVM at thousands).
+        ``offsets`` is one int32 array, which ``jgd.kernels.unstack`` hands
+        out as a scalar per leaf, or a sequence of int32 scalars.
         """
         if offsets is None:
             offsets = [s.offset for s in self.slots]
+        elif not isinstance(offsets, (tuple, list)):
+            offsets = kernels.unstack(offsets)
         leaves = [
-            jax.lax.dynamic_slice(buffers[s.bucket], (o,), (s.size,)).reshape(s.shape)
+            jax.lax.dynamic_slice(
+                buffers[s.bucket], (o,), (s.size,), allow_negative_indices=False
+            ).reshape(s.shape)
             for s, o in zip(self.slots, offsets, strict=True)
         ]
         return self.treedef.unflatten(leaves)
 
-    def offsets(self) -> tuple[jax.Array, ...]:
-        """Each leaf's offset as an int32 scalar array (cached per layout)."""
-        return _offsets(self)
+    def offsets(self) -> Any:
+        """Each leaf's offset, as a compiled step takes them (cached per
+        layout): one int32 array where ``jgd.kernels`` can hand them out
+        (one argument of the program), else a tuple of int32 scalars."""
+        return _offsets(self, bool(self.slots) and kernels.unstack_usable())
 
     def is_buffers(self, x: Any) -> bool:
         """True for a dict of this layout's buckets (params, or a moment)."""
@@ -114,7 +121,9 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=64)
-def _offsets(layout: Layout) -> tuple[jax.Array, ...]:
+def _offsets(layout: Layout, as_array: bool) -> Any:
+    if as_array:
+        return jnp.asarray([s.offset for s in layout.slots], jnp.int32)
     return tuple(jnp.asarray(s.offset, jnp.int32) for s in layout.slots)
 
 

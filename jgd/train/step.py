@@ -172,7 +172,7 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
     """The step as a pure function (``make_step`` compiles it, ``fit`` scans
     it)."""
 
-    def step(state: TrainState, batch: Any, offsets: tuple):
+    def step(state: TrainState, batch: Any, offsets: Any):
         layout = state.layout
         if layout is None:
             params, tx = state.stored_params, opt
@@ -246,7 +246,7 @@ def make_step(loss_fn: Callable, opt: Any, *, has_aux: bool = False) -> Callable
     return _Step(step_fn(loss_fn, opt, has_aux, "jgd.train.make_step"))
 
 
-def offsets_of(state: TrainState) -> tuple:
+def offsets_of(state: TrainState) -> Any:
     """The offsets argument of a compiled step for ``state``."""
     return () if state.layout is None else state.layout.offsets()
 
@@ -272,7 +272,7 @@ class _Step:
 class _Bound:
     """A jax ``Lowered`` or ``Compiled`` step with its offsets argument bound."""
 
-    def __init__(self, inner: Any, offsets: tuple):
+    def __init__(self, inner: Any, offsets: Any):
         self._inner, self._offsets = inner, offsets
 
     def compile(self, *args, **kwargs) -> _Bound:

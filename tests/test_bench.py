@@ -228,6 +228,24 @@ def test_goals_compare_against_the_targets():
     assert clip["time_ratio"] == 1.5
 
 
+def test_make_step_goal_also_reports_its_figure_less_the_batch():
+    """jgd-step's verdict is on its whole step; the row also says what it is
+    less the time to pass the benchmark's batch, from the same cell."""
+    out = {"results": [{
+        "workload": "10000x100", "optimizer": "adam", "batch_args_s": 0.003,
+        "limit": {"step_s": 0.001},
+        "variants": {"jgd-step": {"status": "ok", "x_limit": 8.0, "step_s": 0.008},
+                     "jgd-flat": {"status": "ok", "x_limit": 1.5, "step_s": 0.0015}},
+    }]}  # fmt: skip
+    rows = {g["via"]: g for g in bench.goals(out)}
+    assert rows["jgd-step"]["met"] is False
+    assert rows["jgd-step"]["net_of_batch_args"] == pytest.approx(5.0)
+    assert "net_of_batch_args" not in rows["jgd-flat"]
+    table = bench.format_table({"settings": {"variants": []}, "results": [],
+                                "goals": bench.goals(out)})  # fmt: skip
+    assert "5 less passing the batch" in table
+
+
 def test_bad_arguments_exit_2(tmp_path, capsys):
     assert (
         bench.main(["--preset", "tiny", "--workloads", "nope", "--out", str(tmp_path)])

@@ -64,10 +64,12 @@ class _Runner:
         self.__dict__.clear()
 
 
-def _compile(fn: Callable, args: tuple, donate: tuple[int, ...], runner: _Runner):
+def _compile(
+    fn: Callable, args: tuple, donate: tuple[int, ...], runner: _Runner, **jit: Any
+):
     import jax
 
-    jitted = jax.jit(fn, donate_argnums=donate)
+    jitted = jax.jit(fn, donate_argnums=donate, **jit)
     t0 = time.perf_counter()
     lowered = jitted.lower(*args)
     t1 = time.perf_counter()
@@ -240,14 +242,17 @@ class _BatchArgs(_Runner):
     """A compiled function that takes the batch tree and returns one scalar:
     the cost of passing the batch's leaves to a jitted call, which the
     ``jgd-step`` variant pays on top of its step (a real batch has a few
-    leaves; this one has the params' structure)."""
+    leaves; this one has the params' structure). Every leaf stays an argument
+    of the executable (``keep_unused``), as in the step, where each is read:
+    the runtime's cost per argument is paid only for the arguments it keeps,
+    and grows faster than their number (at 10000 leaves of 100 floats, 3.5 ms
+    for the call alone, 11.7 ms with every leaf kept)."""
 
     def __init__(self, grads: Any):
         import jax
 
-        self.fn = _compile(
-            lambda b: jax.tree.leaves(b)[0].ravel()[0], (grads,), (), self
-        )
+        first = lambda b: jax.tree.leaves(b)[0].ravel()[0]
+        self.fn = _compile(first, (grads,), (), self, keep_unused=True)
         self.grads = grads
 
     def run(self, k: int) -> None:

@@ -70,7 +70,7 @@ class Layout:
         """The leaves (in ``treedef`` order), flattened, as each bucket's list."""
         parts: dict[str, list] = {b.name: [] for b in self.buckets}
         for slot, x in zip(self.slots, leaves, strict=True):
-            parts[slot.bucket].append(jnp.reshape(x, (-1,)))
+            parts[slot.bucket].append(x if jnp.ndim(x) == 1 else jnp.reshape(x, (-1,)))
         return parts
 
     def pack(self, leaves: Sequence[jax.Array]) -> dict[str, jax.Array]:
@@ -97,12 +97,12 @@ class Layout:
             offsets = [s.offset for s in self.slots]
         elif not isinstance(offsets, (tuple, list)):
             offsets = kernels.unstack(offsets)
-        leaves = [
-            jax.lax.dynamic_slice(
+        leaves = []
+        for s, o in zip(self.slots, offsets, strict=True):
+            x = jax.lax.dynamic_slice(
                 buffers[s.bucket], (o,), (s.size,), allow_negative_indices=False
-            ).reshape(s.shape)
-            for s, o in zip(self.slots, offsets, strict=True)
-        ]
+            )
+            leaves.append(x if s.shape == (s.size,) else x.reshape(s.shape))
         return self.treedef.unflatten(leaves)
 
     def offsets(self) -> Any:

@@ -1,7 +1,8 @@
 // jgd's CPU kernels for jgd.train's flat step, XLA FFI custom calls built and
 // loaded by jgd/kernels.py: a one-pass Adam/AdamW over a flat float32 bucket
-// (JgdFusedAdam), the squared norm of a bucket (JgdSumSquares), and packing
-// per-leaf gradients into a bucket (JgdPack, at the end).
+// (JgdFusedAdam), the squared norm of a bucket (JgdSumSquares), packing
+// per-leaf gradients into a bucket (JgdPack), and handing out the leaves'
+// offsets (JgdUnstack, at the end).
 //
 // XLA:CPU has no multi-output loop fusion, so XLA's Adam makes three passes
 // over memory (new m, new v, then p reading both back: 40 bytes per

@@ -228,7 +228,7 @@ def test_goals_compare_against_the_targets():
     assert clip["time_ratio"] == 1.5
 
 
-def test_make_step_goal_also_reports_its_figure_less_the_batch():
+def test_make_step_goal_also_reports_its_figure_less_the_batch(result):
     """jgd-step's verdict is on its whole step; the row also says what it is
     less the time to pass the benchmark's batch, from the same cell."""
     out = {"results": [{
@@ -244,6 +244,9 @@ def test_make_step_goal_also_reports_its_figure_less_the_batch():
     table = bench.format_table({"settings": {"variants": []}, "results": [],
                                 "goals": bench.goals(out)})  # fmt: skip
     assert "5 less passing the batch" in table
+    _, data = result  # a real run's JSON, with these goal rows
+    markdown = bench.format_markdown(dict(data, goals=bench.goals(out)))
+    assert "| 8 x limit (5 less passing the batch) | jgd-step | no |" in markdown
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):

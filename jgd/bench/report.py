@@ -232,8 +232,11 @@ def format_markdown(out: dict[str, Any]) -> str:
         lines += ["", "| goal | target | measured | variant | met |",
                   "|---|--:|--:|---|---|"]  # fmt: skip
         for g in out["goals"]:
-            lines.append(f"| {g['goal']} | {g['target']} | {g['measured']:.3g} "
-                         f"{g['unit']} | {g['via']} | {'yes' if g['met'] else 'no'} |")  # fmt: skip
+            measured = f"{g['measured']:.3g} {g['unit']}"
+            if "net_of_batch_args" in g:
+                measured += f" ({g['net_of_batch_args']:.3g} less passing the batch)"
+            lines.append(f"| {g['goal']} | {g['target']} | {measured} | {g['via']} | "
+                         f"{'yes' if g['met'] else 'no'} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -1,7 +1,6 @@
 // jgd's CPU kernels for jgd.train's flat step, XLA FFI custom calls built and
 // loaded by jgd/kernels.py: a one-pass Adam/AdamW over a flat float32 bucket
-// (JgdFusedAdam), the squared norm of a bucket (JgdSumSquares), one-pass SGD
-// and momentum (JgdFusedSgd, JgdFusedMomentum), packing
+// (JgdFusedAdam), the squared norm of a bucket (JgdSumSquares), packing
 // per-leaf gradients into a bucket (JgdPack), and handing out the leaves'
 // offsets (JgdUnstack, at the end).
 //
@@ -266,92 +265,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdPack, Pack,
                               ffi::Ffi::Bind()
                                   .RemainingArgs()
                                   .Ret<ffi::AnyBuffer>());
-
-// SGD and heavy-ball momentum (jgd.sgd), in one pass like Adam's: XLA's
-// momentum step is two loops (the new trace, then p reading it back: 24
-// bytes per parameter where 20 are needed), and make_step's grad_norm
-// metric would read g once more. s = [decay, step], step = -learning_rate;
-// the FMAs are the ones XLA emits for g + decay * t and p + step * u.
-template <bool kTrace>
-static double SgdRange(const float* g, const float* s, float* p, float* t,
-                       int64_t lo, int64_t hi) {
-  const float decay = s[0], step = s[1];
-  double sumsq = 0;
-  for (int64_t b = lo; b < hi; b += kBlock) {
-    const int64_t e = std::min(b + kBlock, hi);
-    for (int64_t i = b; i < e; ++i) {
-      float u = g[i];
-      if (kTrace) {
-        u = std::fma(decay, t[i], u);
-        t[i] = u;
-      }
-      p[i] = std::fma(step, u, p[i]);
-    }
-    sumsq += SumSquares(g, b, e);
-  }
-  return sumsq;
-}
-
-template <bool kTrace>
-static ffi::Error FusedSgdImpl(ffi::Buffer<ffi::F32> s, ffi::Buffer<ffi::F32> p_in,
-                               const float* t_in, int64_t t_n,
-                               ffi::RemainingArgs g, float* p, float* t,
-                               float* sumsq_out) {
-  auto leaves = GetLeaves(g);
-  if (!leaves.has_value()) return leaves.error();
-  const int64_t n = p_in.element_count();
-  if (s.element_count() != 2 || leaves->start.back() != n || (kTrace && t_n != n)) {
-    return ffi::Error::InvalidArgument("jgd_fused_sgd: mismatched buffers");
-  }
-  // The outputs alias the inputs; copy if XLA gave distinct buffers.
-  if (p != p_in.typed_data()) std::copy_n(p_in.typed_data(), n, p);
-  if (kTrace && t != t_in) std::copy_n(t_in, n, t);
-  const float* sp = s.typed_data();
-  const double total = Split(n, [&](int64_t lo, int64_t hi) {
-    double acc = 0;
-    ForPieces(*leaves, lo, hi, [&](const float* gp, int64_t a, int64_t len) {
-      acc += SgdRange<kTrace>(gp, sp, p + a, kTrace ? t + a : nullptr, 0, len);
-    });
-    return acc;
-  });
-  *sumsq_out = static_cast<float>(total);
-  return ffi::Error::Success();
-}
-
-static ffi::Error FusedMomentum(ffi::Buffer<ffi::F32> s, ffi::Buffer<ffi::F32> p_in,
-                                ffi::Buffer<ffi::F32> t_in, ffi::RemainingArgs g,
-                                ffi::ResultBuffer<ffi::F32> p_out,
-                                ffi::ResultBuffer<ffi::F32> t_out,
-                                ffi::ResultBuffer<ffi::F32> sumsq_out) {
-  return FusedSgdImpl<true>(s, p_in, t_in.typed_data(), t_in.element_count(), g,
-                            p_out->typed_data(), t_out->typed_data(),
-                            sumsq_out->typed_data());
-}
-
-static ffi::Error FusedSgd(ffi::Buffer<ffi::F32> s, ffi::Buffer<ffi::F32> p_in,
-                           ffi::RemainingArgs g, ffi::ResultBuffer<ffi::F32> p_out,
-                           ffi::ResultBuffer<ffi::F32> sumsq_out) {
-  return FusedSgdImpl<false>(s, p_in, nullptr, 0, g, p_out->typed_data(), nullptr,
-                             sumsq_out->typed_data());
-}
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdFusedMomentum, FusedMomentum,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // s
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // p
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // trace
-                                  .RemainingArgs()  // g: the bucket's leaves
-                                  .Ret<ffi::Buffer<ffi::F32>>()    // p
-                                  .Ret<ffi::Buffer<ffi::F32>>()    // trace
-                                  .Ret<ffi::Buffer<ffi::F32>>());  // sum(g**2)
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdFusedSgd, FusedSgd,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // s
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // p
-                                  .RemainingArgs()  // g: the bucket's leaves
-                                  .Ret<ffi::Buffer<ffi::F32>>()    // p
-                                  .Ret<ffi::Buffer<ffi::F32>>());  // sum(g**2)
 
 // A flat step's leaf offsets, passed to the program as one int32 array and
 // handed out as one scalar per leaf. Each leaf is cut out of its bucket at

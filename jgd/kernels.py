@@ -18,17 +18,9 @@ summed in double as the kernel reads them (make_step's ``grad_norm`` metric,
 and with ``clip_by_global_norm`` the norm it clips by, which a second kernel
 sums in one pass over the gradient first), where XLA sums in float32; and
 with a weight-decay mask (two buckets) XLA's own loops vary their
-arithmetic, so there the two agree to float32 rounding per step.
-
-**SGD and momentum in one pass.** ``jgd.gd`` and ``jgd.sgd`` (any learning
-rate or schedule, with or without heavy-ball momentum) run the same way:
-XLA's momentum step is two loops (the new trace, then the params reading it
-back: 24 bytes per parameter where 20 are needed), and make_step's
-``grad_norm`` metric would read the gradient once more. Bit-identical to
-XLA's loops but for ``grad_norm``, summed in double.
-
-Everything else (rmsprop, adagrad, Nesterov momentum, bf16 or float64
-buckets, ``mu_dtype``, optax transforms, a GPU) runs as before.
+arithmetic, so there the two agree to float32 rounding per step. Everything
+else (other optimizers, bf16 or float64 buckets, ``nesterov``, ``mu_dtype``,
+optax transforms, a GPU) runs as before.
 
 **Packing the gradient.** Any other flat step packs the per-leaf gradient
 into its buckets first. XLA:CPU's concatenate compiles in time growing with
@@ -72,15 +64,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd import tree
-from jgd.base import Chain, Identity
+from jgd.base import Chain
 from jgd.transforms import (
     AddDecayedWeights,
     ClipByGlobalNorm,
     ScaleByAdam,
     ScaleByAdamState,
     ScaleByLearningRate,
-    Trace,
-    TraceState,
 )
 
 __all__ = ["available", "disabled", "fused_update", "pack", "status", "unstack"]
@@ -90,8 +80,6 @@ TARGET = "jgd_fused_adam"
 NORM_TARGET = "jgd_sum_squares"
 PACK_TARGET = "jgd_pack"
 UNSTACK_TARGET = "jgd_unstack"
-SGD_TARGET = "jgd_fused_sgd"
-MOMENTUM_TARGET = "jgd_fused_momentum"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno")
 
 _loaded: bool | None = None  # None: not tried yet
@@ -144,14 +132,9 @@ def available() -> bool:
             jax.ffi.register_ffi_target(
                 PACK_TARGET, jax.ffi.pycapsule(handle.JgdPack), platform="cpu"
             )
-            for target, symbol in (
-                (UNSTACK_TARGET, handle.JgdUnstack),
-                (SGD_TARGET, handle.JgdFusedSgd),
-                (MOMENTUM_TARGET, handle.JgdFusedMomentum),
-            ):
-                jax.ffi.register_ffi_target(
-                    target, jax.ffi.pycapsule(symbol), platform="cpu"
-                )
+            jax.ffi.register_ffi_target(
+                UNSTACK_TARGET, jax.ffi.pycapsule(handle.JgdUnstack), platform="cpu"
+            )
             _loaded, _why = True, f"on: {lib}"
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             _loaded, _why = False, f"off: the kernel could not be built or loaded: {e}"
@@ -274,93 +257,32 @@ def _match(tx: Any) -> tuple | None:
 
 
 def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
-    """``(new_params, new_state, grad_norm)`` through a kernel, or None when
-    none applies (then run ``tx.update`` and ``apply_updates``).
+    """``(new_params, new_state, grad_norm)`` through the kernel, or None when
+    it does not apply (then run ``tx.update`` and ``apply_updates``).
     ``grad_norm`` is the global l2 norm of ``grads``, summed in double by the
     kernel as it reads them.
 
     ``grads`` maps each bucket to its gradient's leaves (``Layout.group``),
     which the kernel reads where they are; ``params`` is a flat step's bucket
     dict and ``tx`` the optimizer on buckets
-    (``jgd.train.layout.flat_optimizer``). The kernels cover
-    ``[clip_by_global_norm] scale_by_adam [add_decayed_weights] lr`` (adam,
-    adamw) and ``[trace] lr`` (gd, sgd with or without heavy-ball momentum),
-    on float32 buckets."""
-    if not _usable() or not isinstance(params, dict):
+    (``jgd.train.layout.flat_optimizer``)."""
+    if not _usable():
+        return None
+    matched = _match(tx)
+    if matched is None or not isinstance(params, dict):
         return None
     if not all(isinstance(x, jax.Array) and x.ndim == 1 for x in params.values()):
         return None  # not a flat state's buckets
-    adam = _match(tx)
-    if adam is not None:
-        return _fused_adam(adam, grads, state, params)
-    sgd = _match_sgd(tx)
-    if sgd is not None:
-        return _fused_sgd(sgd, grads, state, params)
-    return None
-
-
-def _all_f32(*trees: Any) -> bool:
-    f32 = jnp.dtype(jnp.float32)
-    return all(jnp.dtype(x.dtype) == f32 for x in jax.tree.leaves(trees))
-
-
-def _match_sgd(tx: Any) -> tuple | None:
-    """(trace, lr) items of ``[trace | identity] lr`` (trace None without
-    momentum), or None."""
-    items = _flatten(tx)
-    if items and type(items[0][0]) is Identity:
-        items.pop(0)
-    trace = None
-    if items and type(items[0][0]) is Trace:
-        trace = items.pop(0)
-        if trace[0].nesterov or trace[0].accumulator_dtype is not None:
-            return None
-    if len(items) != 1 or type(items[0][0]) is not ScaleByLearningRate:
-        return None
-    if items[0][0].learning_rate is None:
-        return None
-    return trace, items[0]
-
-
-def _fused_sgd(matched: tuple, grads: Any, state: Any, params: Any) -> tuple | None:
-    (trace, (lr, lr_path)) = matched
-    traces = None if trace is None else _get(state, trace[1]).trace
-    if not _all_f32(params, grads, traces) or not available():
-        return None
-    f32 = jnp.dtype(jnp.float32)
-    ones = {b: jnp.ones([], f32) for b in params}
-    steps, lr_state = lr.update(ones, _get(state, lr_path))  # -lr * 1, exactly
-    new_state = _set(state, lr_path, lr_state)
-    decay = jnp.zeros([], f32) if trace is None else tree.coef(trace[0].decay, f32)
-    new_params, new_traces, sumsq = {}, {}, []
-    for b, p in params.items():
-        s = jnp.stack([decay, steps[b]])
-        like = jax.ShapeDtypeStruct(p.shape, f32)
-        scalar = jax.ShapeDtypeStruct((), f32)
-        if trace is None:
-            call = jax.ffi.ffi_call(
-                SGD_TARGET, (like, scalar), input_output_aliases={1: 0},
-                vmap_method="sequential",
-            )  # fmt: skip
-            new_params[b], sq = call(s, p, *grads[b])
-        else:
-            call = jax.ffi.ffi_call(
-                MOMENTUM_TARGET, (like, like, scalar),
-                input_output_aliases={1: 0, 2: 1}, vmap_method="sequential",
-            )  # fmt: skip
-            new_params[b], new_traces[b], sq = call(s, p, traces[b], *grads[b])
-        sumsq.append(sq)
-    if trace is not None:
-        new_state = _set(new_state, trace[1], TraceState(trace=new_traces))
-    grad_norm = jnp.sqrt(sum(sumsq, start=jnp.zeros([], f32)))
-    return new_params, new_state, grad_norm
-
-
-def _fused_adam(matched: tuple, grads: Any, state: Any, params: Any) -> tuple | None:
     clip, (adam, adam_path), decay, (lr, lr_path) = matched
     adam_state = _get(state, adam_path)
     f32 = jnp.dtype(jnp.float32)
-    if not _all_f32(params, grads, adam_state.mu, adam_state.nu) or not available():
+    arrays = [
+        *params.values(),
+        *(x for xs in grads.values() for x in xs),
+        *jax.tree.leaves(adam_state.mu),
+        *jax.tree.leaves(adam_state.nu),
+    ]
+    if any(jnp.dtype(x.dtype) != f32 for x in arrays) or not available():
         return None
 
     # The scalars, computed as the transforms compute them.

@@ -155,8 +155,7 @@ def update_and_apply(
     For a flat state (``flat``), ``grads`` maps each bucket to its gradient's leaves
     (``Layout.group``), and ``params`` and ``opt_state`` hold buckets. Adam
     and AdamW on float32 buckets on CPU, alone or after
-    ``clip_by_global_norm``, and gd and sgd (heavy-ball momentum or none),
-    then run as one fused loop (``jgd.kernels``) that
+    ``clip_by_global_norm``, then run as one fused loop (``jgd.kernels``) that
     reads the leaves where they are: one pass over memory, which also sums
     the gradient's squares. Otherwise the leaves are packed into their
     buckets first (``jgd.kernels.pack``, or a concatenate)."""

@@ -17,12 +17,18 @@ from jgd.bench.workloads import BYTES_PER_PARAM
 # --------------------------------------------------------------------------
 
 
-def _get(out, workload, opt, variant, key="x_limit"):
+def _row(out, workload, opt) -> dict[str, Any] | None:
+    """The run's record of one workload and optimizer, or None."""
     for r in out["results"]:
         if r["workload"] == workload and r["optimizer"] == opt:
-            v = r["variants"].get(variant, {})
-            return v.get(key) if v.get("status") == "ok" else None
+            return r
     return None
+
+
+def _get(out, workload, opt, variant, key="x_limit"):
+    r = _row(out, workload, opt)
+    v = {} if r is None else r["variants"].get(variant, {})
+    return v.get(key) if v.get("status") == "ok" else None
 
 
 JGD_VARIANTS = ("jgd", "jgd-flat", "jgd-step")
@@ -32,13 +38,10 @@ def _net_of_batch(out, workload, opt) -> dict[str, float]:
     """``{"net_of_batch_args": x}``: jgd-step's multiple of the limit less
     the time to hand the batch's leaves to a compiled call (``batch_args_s``),
     or nothing when the run did not measure both."""
-    for r in out["results"]:
-        if r["workload"] == workload and r["optimizer"] == opt:
-            v = r["variants"].get("jgd-step", {})
-            if v.get("status") == "ok" and r.get("batch_args_s"):
-                net = (v["step_s"] - r["batch_args_s"]) / r["limit"]["step_s"]
-                return {"net_of_batch_args": net}
-    return {}
+    step, r = _get(out, workload, opt, "jgd-step", "step_s"), _row(out, workload, opt)
+    if step is None or not r.get("batch_args_s"):
+        return {}
+    return {"net_of_batch_args": (step - r["batch_args_s"]) / r["limit"]["step_s"]}
 
 
 def goals(out: dict[str, Any]) -> list[dict[str, Any]]:

@@ -73,7 +73,15 @@ from jgd.transforms import (
     ScaleByLearningRate,
 )
 
-__all__ = ["available", "disabled", "fused_update", "pack", "status", "unstack"]
+__all__ = [
+    "available",
+    "disabled",
+    "fused_update",
+    "pack",
+    "ready",
+    "status",
+    "unstack",
+]
 
 SOURCE = Path(__file__).with_name("kernels.cc")
 TARGET = "jgd_fused_adam"
@@ -113,6 +121,12 @@ def disabled():
         yield
     finally:
         _off -= 1
+
+
+def ready() -> bool:
+    """Whether a step traced now can call the kernels: on CPU, not switched
+    off, and built (building them on first use)."""
+    return _usable() and available()
 
 
 def available() -> bool:
@@ -282,7 +296,7 @@ def fused_update(tx: Any, grads: Any, state: Any, params: Any) -> tuple | None:
         *jax.tree.leaves(adam_state.mu),
         *jax.tree.leaves(adam_state.nu),
     ]
-    if any(jnp.dtype(x.dtype) != f32 for x in arrays) or not available():
+    if any(jnp.dtype(x.dtype) != f32 for x in arrays) or not ready():
         return None
 
     # The scalars, computed as the transforms compute them.
@@ -356,7 +370,7 @@ def pack(groups: dict[str, list], like: dict[str, jax.Array]) -> dict[str, jax.A
         ref = like[name]
         if len(xs) == 1:
             out[name] = xs[0].astype(ref.dtype)
-        elif _usable() and all(x.dtype == ref.dtype for x in xs) and available():
+        elif all(x.dtype == ref.dtype for x in xs) and ready():
             call = jax.ffi.ffi_call(
                 PACK_TARGET,
                 jax.ShapeDtypeStruct(ref.shape, ref.dtype),
@@ -366,12 +380,6 @@ def pack(groups: dict[str, list], like: dict[str, jax.Array]) -> dict[str, jax.A
         else:
             out[name] = jnp.concatenate(xs).astype(ref.dtype)
     return out
-
-
-def unstack_usable() -> bool:
-    """Whether a step traced now can take its leaf offsets as one array
-    (``unstack``); else it takes one scalar argument per leaf."""
-    return _usable() and available()
 
 
 def unstack(offsets: jax.Array) -> tuple[jax.Array, ...]:

@@ -109,7 +109,7 @@ class Layout:
         """Each leaf's offset, as a compiled step takes them (cached per
         layout): one int32 array where ``jgd.kernels`` can hand them out
         (one argument of the program), else a tuple of int32 scalars."""
-        return _offsets(self, bool(self.slots) and kernels.unstack_usable())
+        return _offsets(self, bool(self.slots) and kernels.ready())
 
     def is_buffers(self, x: Any) -> bool:
         """True for a dict of this layout's buckets (params, or a moment)."""

@@ -178,6 +178,11 @@ class Transform(Value):
     """A gradient transformation: ``init(params)`` and ``update(updates, state,
     params=None)``, pure, with optax's signature and sign convention."""
 
+    # True when the math is element-wise or a global sum, so it gives the same
+    # numbers on leaves packed into 1-D buckets (jgd.train's layout). A
+    # transform that needs leaf boundaries keeps False.
+    packable = False
+
     def init(self, params):
         raise NotImplementedError
 
@@ -330,6 +335,8 @@ class Identity(Transform):
 
     Matches: optax.identity().
     """
+
+    packable = True  # element-wise: the same numbers on packed buckets
 
     _api = "jgd.identity"
 

@@ -79,7 +79,7 @@ def assert_close_by_dtype(actual, expected, where="", f32_rtol=2e-6):
 
 def run_steps(params, opt, flat, targets):
     state = T.init(params, opt, flat=flat)
-    step = T.make_step(tree_loss, opt)
+    step = T.make_step(tree_loss)
     metrics = []
     for t in targets:
         state, m = step(state, jnp.float32(t))
@@ -105,7 +105,8 @@ TARGETS = (0.5, -0.25, 1.0)
 def _compare_paths(params, opt, loose_float32=False):
     flat_state, flat_m = run_steps(params, opt, True, TARGETS)
     leaf_state, leaf_m = run_steps(params, opt, False, TARGETS)
-    assert flat_state.layout is not None and leaf_state.layout is None
+    assert isinstance(flat_state.layout, T.Layout)
+    assert isinstance(leaf_state.layout, T.PerLeaf)
     f32_rtol = 2**-7 if loose_float32 else 2e-6
     assert_close_by_dtype(flat_state.params, leaf_state.params, "params", f32_rtol)
     opt_flat, opt_leaf = flat_state.opt_state, leaf_state.opt_state
@@ -185,7 +186,7 @@ def test_flat_step_on_1000_leaves_matches_numpy_leaf_by_leaf():
     opt = jgd.adamw(0.05, weight_decay=0.1, mask=decay_matrices)
     state = T.init(params, opt)
     assert len(state.layout.buckets) == 4  # {f32, bf16} x {decayed, not}
-    step = T.make_step(given_gradient, opt)
+    step = T.make_step(given_gradient)
     for g in grads_seq:
         state, _ = step(state, g)
     expected = numpy_adamw_steps(params, grads_seq, 0.05, 0.1, mask)
@@ -264,18 +265,23 @@ def test_empty_params_with_a_masked_optimizer():
     opt = jgd.adamw(0.1, mask=decay_matrices)
     state = T.init({}, opt)
     assert state.layout.buckets == () and state.layout.masks == 1
-    state, m = T.make_step(lambda p, x: jnp.sum(x), opt)(state, jnp.ones(2))
+    state, m = T.make_step(lambda p, x: jnp.sum(x))(state, jnp.ones(2))
     assert state.params == {} and int(state.step) == 1
     np.testing.assert_array_equal(m["grad_norm"], 0.0)
 
 
-def test_elementwise_mask_needs_flat_false():
+def test_elementwise_mask_is_stored_leaf_by_leaf_and_refused_packed():
     params = {"w": jnp.ones(3)}
-    opt = jgd.adamw(0.1, mask={"w": jnp.array([True, False, True])})
+    opt = jgd.adamw(0.1, weight_decay=0.5, mask={"w": jnp.array([True, False, True])})
     with pytest.raises(
         ValueError, match=r"one concrete bool per params leaf.*\['w'\].*flat=False"
     ):
-        T.init(params, opt)
+        T.init(params, opt, flat=True)
+    state = T.init(params, opt)  # the default stores such a mask leaf by leaf
+    assert isinstance(state.layout, T.PerLeaf)
+    state, _ = T.make_step(lambda p, x: jnp.sum(p["w"] * x))(state, jnp.ones(3))
+    # Decayed, not, decayed: 0.9 - 0.1 * 0.5 where the mask is True.
+    np.testing.assert_allclose(state.params["w"], [0.85, 0.9, 0.85], rtol=1e-6)
 
 
 def test_mask_that_does_not_match_the_params_is_a_type_error():
@@ -288,9 +294,11 @@ def test_mask_that_does_not_match_the_params_is_a_type_error():
 
 def test_state_is_a_pytree_that_jit_and_tree_map_see():
     state = T.init({"w": jnp.ones(3), "b": jnp.zeros(())}, jgd.adam(0.1))
-    leaves = jax.tree.leaves(state)
+    leaves = jax.tree.leaves(state.replace(opt=None))
     # params bucket, count, mu bucket, nu bucket, step: a handful of buffers.
     assert len(leaves) == 5
+    # The optimizer's hyperparameters are leaves too.
+    assert jax.tree.leaves(state.opt) == jax.tree.leaves(jgd.adam(0.1))
     copy = jax.jit(lambda s: s)(state)
     assert copy.layout == state.layout
     np.testing.assert_array_equal(copy.params["w"], np.ones(3))
@@ -305,7 +313,7 @@ def test_state_is_a_pytree_that_jit_and_tree_map_see():
 def test_step_donates_the_old_state_but_never_the_callers_params(flat):
     params = {"w": jnp.ones(3), "b": jnp.zeros(())}
     state = T.init(params, jgd.adam(0.1), flat=flat)
-    step = T.make_step(lambda p, x: jnp.sum((p["w"] * x + p["b"]) ** 2), jgd.adam(0.1))
+    step = T.make_step(lambda p, x: jnp.sum((p["w"] * x + p["b"]) ** 2))
     old = jax.tree.leaves(state.stored_params)
     new, _ = step(state, jnp.ones(3))
     assert all(x.is_deleted() for x in old)  # donation was usable
@@ -326,7 +334,7 @@ def test_step_does_not_retrace_across_steps(flat):
 
     opt = jgd.adam(0.1)
     state = T.init(jnp.ones(4), opt, flat=flat)
-    step = T.make_step(loss, opt)
+    step = T.make_step(loss)
     for _ in range(4):
         state, _ = step(state, jnp.full(4, 2.0))
     assert len(traces) == 1
@@ -340,7 +348,7 @@ def test_step_metrics_hold_loss_gradient_norm_and_aux():
 
     opt = jgd.gd(0.0)  # no movement: the metrics are those of the initial params
     state = T.init(jnp.array([1.0, 2.0]), opt)
-    step = T.make_step(loss, opt, has_aux=True)
+    step = T.make_step(loss, has_aux=True)
     _, m = step(state, jnp.array([3.0, 1.0]))
     # err = [2, 1]; loss = 5; grad = 2 * err * x = [12, 2].
     np.testing.assert_allclose(m["loss"], 5.0)
@@ -350,7 +358,7 @@ def test_step_metrics_hold_loss_gradient_norm_and_aux():
 
 def test_step_rejects_a_loss_that_is_not_a_scalar():
     opt = jgd.gd(0.1)
-    step = T.make_step(lambda p, x: (p - x) ** 2, opt)
+    step = T.make_step(lambda p, x: (p - x) ** 2)
     with pytest.raises(
         ValueError,
         match=r"jgd.train.make_step: loss_fn must return a scalar loss; got shape \(3,\)",
@@ -360,7 +368,7 @@ def test_step_rejects_a_loss_that_is_not_a_scalar():
 
 def test_step_rejects_aux_without_has_aux():
     opt = jgd.gd(0.1)
-    step = T.make_step(lambda p, x: (jnp.sum(p), x), opt)
+    step = T.make_step(lambda p, x: (jnp.sum(p), x))
     with pytest.raises(TypeError, match="pass has_aux=True"):
         step(T.init(jnp.zeros(3), opt), jnp.ones(3))
 

@@ -1,33 +1,24 @@
 """Training: the loop of the tutorials as one compiled program.
 
-Holds ``TrainState`` (params, optimizer state and step count, a pytree),
-``init``, ``make_step`` (a compiled, donating ``(state, batch) -> (state,
-metrics)``), ``fit`` (epochs of full-batch, stochastic or mini-batch gradient
+Holds ``TrainState`` (stored params, optimizer state, step count and the
+optimizer itself, a pytree), ``init``, ``make_step`` (a compiled, donating
+``(state, batch) -> (state, metrics)`` that takes the optimizer from the
+state), ``fit`` (epochs of full-batch, stochastic or mini-batch gradient
 descent, each epoch one compiled ``lax.scan``), ``History``,
-``NonFiniteLossError`` and ``Layout`` (how params are packed). The code is in
-``layout.py`` (packing), ``step.py`` (state and step) and ``fit.py``.
+``NonFiniteLossError``, and the layouts ``Layout`` and ``PerLeaf`` with the
+packing threshold ``PACK_BELOW``. ``layout.py`` is how params are stored,
+``step.py`` the state and step, ``fit.py`` the loop; ``README.md`` explains.
 
-**Flat-resident storage.** By default (``flat=True``) a ``TrainState`` keeps
-the params and the optimizer state as a few contiguous 1-D buffers, one per
-*bucket*, instead of one buffer per leaf. A bucket holds every leaf of one
-dtype that carries the same labels, where the labels are what the optimizer
-needs to tell leaves apart: for each weight-decay ``mask`` in the optimizer
-(``jgd.adamw(mask=...)``, ``jgd.add_decayed_weights(mask=...)``), whether the
-leaf is decayed. Inside the compiled step the loss function still receives
-the user's pytree (rebuilt by slicing the buckets), its gradients are packed
-into buckets the same way, and the optimizer runs over a handful of large
-leaves. The arithmetic is the same element by element, so the results equal
-the leaf-by-leaf path (``flat=False``) up to the order of the sums in global
-norms; what changes is that JAX handles a few buffers at the ``jit`` boundary
-instead of thousands. ``state.params`` and ``state.opt_state`` give the
-user's trees back.
-
-Transforms work flat when their math is element-wise or global (all of jgd's:
-momentum, RMSprop, AdaGrad, Adam, clipping, global-norm clipping, masked
-weight decay). An optax transform inside a jgd chain works flat when it is
-element-wise too; optax transforms that need leaf boundaries (per-layer norms
-or trust ratios, optax masks and ``multi_transform`` labels over the user's
-tree) need ``flat=False``.
+**Layout.** Leaves of at least ``PACK_BELOW`` elements, and leaves split
+across devices, stay resident as themselves: the same array, shape and
+sharding, nothing copied per step. Smaller leaves are packed into one 1-D
+bucket per dtype, sharding and weight-decay label, so a model of many small
+leaves costs a few buffers per step instead of thousands. Packing is exact
+for element-wise and global transforms (all of jgd's today); an optimizer
+that needs leaf boundaries (per-leaf norms, optax masks and labels, optax
+transforms jgd cannot see into) is stored leaf by leaf (``PerLeaf``), or
+refused with ``flat=True``. ``state.params`` and ``state.opt_state`` give
+the user's trees back.
 
 Example:
     >>> import jax.numpy as jnp, jgd, jgd.train
@@ -40,13 +31,15 @@ Example:
 """
 
 from jgd.train.fit import History, NonFiniteLossError, fit
-from jgd.train.layout import Layout
+from jgd.train.layout import PACK_BELOW, Layout, PerLeaf
 from jgd.train.step import TrainState, init, make_step
 
 __all__ = [
+    "PACK_BELOW",
     "History",
     "Layout",
     "NonFiniteLossError",
+    "PerLeaf",
     "TrainState",
     "fit",
     "init",

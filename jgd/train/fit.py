@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd.base import check_int
-from jgd.train.step import init, offsets_of, step_fn
+from jgd.train.step import check_opt, init, step_fn
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
@@ -33,7 +34,8 @@ class History(NamedTuple):
         step_loss: every step's batch loss, in order.
         grad_norm: every step's global gradient norm.
         steps_per_epoch: steps in one epoch.
-        compile_time: seconds spent compiling the epoch.
+        compile_time: seconds spent compiling the epoch (0.0 when an earlier
+            ``fit`` of the same loss and shapes compiled it).
         train_time: seconds spent running epochs (compile excluded).
     """
 
@@ -97,28 +99,65 @@ def _epoch_fn(step: Callable, n: int, batch_size: int, drop_last: bool):
     n_full, rest = divmod(n, batch_size)
     rest = 0 if drop_last else rest
 
-    def guarded(carry, batch, offsets):
-        state, ok = carry
-        new, m = step(state, batch, offsets)
-        ok = ok & jnp.isfinite(m["loss"]) & jnp.isfinite(m["grad_norm"])
-        state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-        return (state, ok), (m["loss"], m["grad_norm"])
+    def epoch(state, opt, data, order, offsets):
+        def guarded(carry, batch):
+            state, ok = carry
+            new, m = step(state, opt, batch, offsets)
+            ok = ok & jnp.isfinite(m["loss"]) & jnp.isfinite(m["grad_norm"])
+            state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+            return (state, ok), (m["loss"], m["grad_norm"])
 
-    def epoch(state, data, order, offsets):
         if batch_size == n:  # full batch: the order of the samples is moot
-            (state, _), out = guarded((state, jnp.array(True)), data, offsets)
+            (state, _), out = guarded((state, jnp.array(True)), data)
             return state, tuple(v[None] for v in out)
         take = lambda idx: jax.tree.map(lambda x: x[idx], data)
         full = order[: n_full * batch_size].reshape(n_full, batch_size)
-        body = lambda c, idx: guarded(c, take(idx), offsets)
+        body = lambda c, idx: guarded(c, take(idx))
         carry, out = jax.lax.scan(body, (state, jnp.array(True)), full)
         if rest:
-            carry, last = guarded(carry, take(order[n_full * batch_size :]), offsets)
+            carry, last = guarded(carry, take(order[n_full * batch_size :]))
             out = tuple(jnp.concatenate([a, b[None]]) for a, b in zip(out, last))
         return carry[0], out
 
     sizes = np.array([batch_size] * n_full + ([rest] if rest else []), np.float64)
     return epoch, sizes
+
+
+# Compiled epochs, kept across fit calls: per loss function, per epoch shape,
+# per abstract signature of the arguments. The optimizer is an argument, so a
+# new learning rate finds its epoch here instead of compiling one.
+_EPOCHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEEP = 8  # compiled epochs kept per loss function
+
+
+def _signature(args: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(args)
+
+    def abstract(x):
+        if isinstance(x, jax.Array):
+            return (x.shape, x.dtype, x.weak_type, x.sharding)
+        return (type(x), np.shape(x), getattr(x, "dtype", None))
+
+    return treedef, tuple(map(abstract, leaves))
+
+
+def _compiled_epoch(loss_fn, key: tuple, make: Callable, args: tuple):
+    """The compiled epoch for ``args`` and the seconds spent compiling it (0
+    when an earlier ``fit`` compiled it)."""
+    try:
+        cache = _EPOCHS.setdefault(loss_fn, {})
+    except TypeError:  # not weakly referenceable: compile every time
+        cache = {}
+    full_key = (key, _signature(args))
+    if full_key in cache:
+        cache[full_key] = cache.pop(full_key)  # most recently used last
+        return cache[full_key], 0.0
+    t0 = time.perf_counter()
+    compiled = jax.jit(make()).lower(*args).compile()
+    cache[full_key] = compiled
+    while len(cache) > _KEEP:
+        cache.pop(next(iter(cache)))
+    return compiled, time.perf_counter() - t0
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -153,7 +192,9 @@ def fit(
     of the step over the ``n // k`` full batches, then one step on the
     ``n % k`` left over (a smaller batch) unless ``drop_last``, which skips
     them (a different few each epoch). The program is compiled once, before
-    the first epoch, and reused.
+    the first epoch, and kept: a later ``fit`` with the same ``loss_fn``,
+    shapes and optimizer structure reuses it, whatever the hyperparameters'
+    values (the optimizer is an argument of the program).
 
     Update (per step, see ``make_step``):
         loss, g = value_and_grad(loss_fn)(params, batch)
@@ -178,7 +219,7 @@ def fit(
         callbacks: callables ``cb(epoch, params, metrics)`` run after each
             epoch, ``metrics`` a dict of ``loss`` (float), ``step_loss`` and
             ``grad_norm`` (arrays); one returning True stops training.
-        flat: flat-resident storage (default) or leaf by leaf.
+        flat: how the state stores the params (see ``jgd.train.init``).
 
     Returns:
         ``(params, history)``: the trained params pytree and a ``History``.
@@ -194,6 +235,10 @@ def fit(
             update is kept only while every loss and gradient norm so far is
             finite (a select between the new and the old state, no Python);
             the host reads the epoch's losses once per epoch and raises.
+        BaseException: anything else that stops an epoch (an interrupt, a
+            failure while it runs) is raised with ``.params`` (after the last
+            completed epoch: epochs run on a copy, never on the only one) and
+            ``.history`` attached.
 
     Example:
         >>> import jax, jax.numpy as jnp, jgd, jgd.train
@@ -221,16 +266,24 @@ def fit(
     order = lambda e: _epoch_order(key, e, n) if shuffled else in_order
     data = jax.tree.map(jnp.asarray, data)
     state = init(params, opt, flat=flat)
-    epoch, sizes = _epoch_fn(
-        step_fn(loss_fn, opt, False, name), n, batch_size, drop_last
-    )
+    check_opt(name, state)
+    carry, opt = state.replace(opt=None), state.opt
+    offsets = state.layout.offsets()
 
+    def make():
+        step = step_fn(loss_fn, False, name)
+        return _epoch_fn(step, n, batch_size, drop_last)[0]
+
+    sizes = _epoch_fn(None, n, batch_size, drop_last)[1]
     t0 = time.perf_counter()
-    offsets = offsets_of(state)
-    lowered = jax.jit(epoch, donate_argnums=0).lower(state, data, in_order, offsets)
-    compiled = lowered.compile()
+    compiled, compile_time = _compiled_epoch(
+        loss_fn,
+        (n, batch_size, drop_last),
+        make,
+        (carry, opt, data, in_order, offsets),
+    )
     next_order = jax.block_until_ready(order(0))  # compiles the shuffle, if new
-    compile_time = time.perf_counter() - t0
+    compile_time = time.perf_counter() - t0 if compile_time else 0.0
 
     epoch_loss, step_loss, grad_norm = [], [], []
     train_time = 0.0
@@ -256,10 +309,13 @@ def fit(
     try:
         for e in range(epochs):
             t0 = time.perf_counter()
-            state, (losses, norms) = compiled(state, data, next_order, offsets)
+            # Not donated: until the epoch has run, ``carry`` is the last
+            # good state, whatever happens to the epoch.
+            new, (losses, norms) = compiled(carry, opt, data, next_order, offsets)
             if e + 1 < epochs:  # drawn while the epoch runs
                 next_order = order(e + 1)
             losses, norms = np.asarray(losses), np.asarray(norms)
+            carry = new
             train_time += time.perf_counter() - t0
             bad = ~(np.isfinite(losses) & np.isfinite(norms))
             if bad.any():
@@ -273,7 +329,7 @@ def fit(
                     f"(0-based; global step {e * len(sizes) + k}). Training stopped; "
                     "the error's .params hold the params before that step and "
                     ".history the losses so far. Try a smaller learning rate.",
-                    state.params,
+                    carry.replace(opt=opt).params,
                     history(),
                     e,
                     k,
@@ -289,10 +345,27 @@ def fit(
                     "step_loss": losses,
                     "grad_norm": norms,
                 }
-                p = state.params
+                p = carry.replace(opt=opt).params
                 stops = [bool(cb(e, p, metrics)) for cb in callbacks]  # run them all
                 if any(stops):
                     break
+    except NonFiniteLossError:
+        raise
+    except BaseException as err:  # an interrupt, or the epoch failed to run
+        _keep_last_good(err, carry.replace(opt=opt), history())
+        raise
     finally:
         bar.close()
-    return state.params, history()
+    return carry.replace(opt=opt).params, history()
+
+
+def _keep_last_good(err: BaseException, state: Any, history: History) -> None:
+    """Hand the last good params to whoever catches ``err``."""
+    try:
+        err.params, err.history = state.params, history
+    except (AttributeError, TypeError):  # a class that takes no attributes
+        return
+    err.add_note(
+        "jgd.train.fit: the params after the last completed epoch are in this "
+        "error's .params, the history so far in .history."
+    )

@@ -1,12 +1,15 @@
 """The training state and the compiled step.
 
-Holds ``TrainState`` (a pytree of stored params, optimizer state and step
-count, with the static ``Layout``), ``init`` and ``make_step``, and
-``step_fn``, the step as a pure function that ``fit`` scans.
+Holds ``TrainState`` (a pytree of the stored params, the optimizer state, the
+step count and the optimizer itself, with its static layout), ``init``,
+``make_step`` and ``step_fn``, the step as a pure function that ``fit``
+scans. The optimizer travels in the state as an argument of the compiled
+step, so a new learning rate is a new value, not a new program.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -15,71 +18,113 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd import kernels, tree
-from jgd.base import apply_updates, register, static_field
-from jgd.train.layout import Layout, flat_optimizer, make_layout, pack_now, unpack_now
+from jgd.base import (
+    Static,
+    Transform,
+    apply_updates,
+    is_transform,
+    register,
+    static_field,
+)
+from jgd.train.layout import (
+    PACK_BELOW,
+    Layout,
+    PerLeaf,
+    leaf_labels,
+    make_layout,
+    needs_leaves,
+)
 
 __all__ = ["TrainState", "init", "make_step"]
 
 
 @register
 class TrainState:
-    """Params, optimizer state and step count: a pytree that ``jit`` traces
-    and donates.
+    """Params, optimizer state, step count and optimizer: an immutable
+    pytree that ``jit`` traces (the optimizer's hyperparameters are leaves).
 
     Fields:
-        stored_params: with a layout, a dict of 1-D buckets (``Layout.pack``);
-            without (``flat=False``), the user's params pytree.
+        stored_params: the params in the layout's stored form: a dict of
+            buckets and resident leaves, or the user's tree (``PerLeaf``).
         stored_opt_state: the optimizer's state over ``stored_params``.
         step: int32 scalar, the number of steps taken.
-        layout: the static ``Layout``, or None for leaf-by-leaf storage.
+        opt: the optimizer. ``state.replace(opt=state.opt.replace(
+            learning_rate=3e-4))`` changes a hyperparameter without a new
+            compile; a new static field (``nesterov``, a dtype, a mask
+            function) compiles anew.
+        layout: the static layout (``jgd.train.Layout`` or ``PerLeaf``).
 
     ``state.params`` and ``state.opt_state`` give the user's trees (fresh
     arrays, safe to keep after the next donating step): the optimizer state
-    has the same structure as ``opt.init(params)``, each bucket dict
-    unpacked into a params-shaped tree.
+    has the structure of ``opt.init(params)``.
     """
 
     stored_params: Any
     stored_opt_state: Any
     step: jax.Array
-    layout: Layout | None = static_field(None)
+    opt: Any = None
+    layout: Layout | PerLeaf | None = static_field(None)
+
+    def replace(self, **changes: Any) -> TrainState:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def params(self) -> Any:
-        if self.layout is None:
-            return jax.tree.map(jnp.copy, self.stored_params)
-        return unpack_now(self.layout, self.stored_params)
+        _check_alive("jgd.train.TrainState.params", self)
+        return self.layout.to_user(self.stored_params)
 
     @property
     def opt_state(self) -> Any:
+        _check_alive("jgd.train.TrainState.opt_state", self)
         layout = self.layout
-        if layout is None:
-            return jax.tree.map(jnp.copy, self.stored_opt_state)
         return jax.tree.map(
-            lambda x: unpack_now(layout, x) if layout.is_buffers(x) else jnp.copy(x),
+            lambda x: layout.to_user(x) if layout.is_stored(x) else jnp.copy(x),
             self.stored_opt_state,
-            is_leaf=layout.is_buffers,
+            is_leaf=layout.is_stored,
         )
 
 
-def init(params: Any, opt: Any, *, flat: bool = True) -> TrainState:
+def as_transform(name: str, opt: Any) -> Any:
+    """``opt`` as a value the state can carry: jgd's as it is, an optax
+    ``GradientTransformation`` wrapped as static configuration."""
+    if isinstance(opt, (Transform, Static)):
+        return opt
+    if is_transform(opt):
+        return Static(opt)
+    raise TypeError(
+        f"{name}: opt must be a jgd or optax optimizer (with init and update); got "
+        f"{type(opt).__name__}."
+    )
+
+
+def init(
+    params: Any, opt: Any, *, flat: bool | None = None, pack_below: int | None = None
+) -> TrainState:
     """Start training ``params`` with the optimizer ``opt``.
 
     Args:
         params: a pytree of floating-point arrays (Python floats become
-            float32 arrays; dtypes are kept, so bf16 stays bf16).
-        opt: a jgd optimizer or transform, or an optax ``GradientTransformation``.
-        flat: store params and optimizer state as one buffer per bucket
-            (default, see the module docstring) or leaf by leaf.
+            float32 arrays; dtypes and shardings are kept).
+        opt: a jgd optimizer or transform, or an optax ``GradientTransformation``;
+            it travels in the state (``state.opt``).
+        flat: None (default) packs leaves smaller than ``pack_below`` elements
+            into buckets unless ``opt`` needs leaf boundaries (per-leaf norms,
+            masks over the user's tree, optax chains), then stores leaf by
+            leaf; True packs and refuses such an ``opt``; False stores leaf
+            by leaf. Leaves split across devices always stay resident.
+        pack_below: the packing threshold in elements (default
+            ``jgd.train.PACK_BELOW``); 0 packs nothing.
 
     Returns:
         A ``TrainState`` at step 0. It owns its buffers (the user's arrays are
-        never donated).
+        never donated), each on its param's sharding.
 
     Raises:
         TypeError: a non-floating params leaf; a weight-decay mask that does
-            not match the params tree.
-        ValueError: with ``flat=True``, a mask that is not one bool per leaf.
+            not match the params tree; ``opt`` not a transform.
+        ValueError: with ``flat=True``, a transform that needs leaf boundaries
+            or a mask that is not one bool per leaf.
 
     Example:
         >>> import jax.numpy as jnp, jgd, jgd.train
@@ -88,6 +133,11 @@ def init(params: Any, opt: Any, *, flat: bool = True) -> TrainState:
         (('float32',), (4,))
     """
     name = "jgd.train.init"
+    opt = as_transform(name, opt)
+    if pack_below is None:
+        pack_below = PACK_BELOW
+    if not isinstance(pack_below, int) or pack_below < 0:
+        raise ValueError(f"{name}: pack_below must be an int >= 0; got {pack_below!r}.")
     leaves, treedef = jax.tree.flatten(params)
     arrays = []
     for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
@@ -98,19 +148,51 @@ def init(params: Any, opt: Any, *, flat: bool = True) -> TrainState:
                 f"at {jax.tree_util.keystr(path)}."
             )
         arrays.append(jnp.asarray(a, dtype=a.dtype))  # drop weak types
-    if flat:
-        layout = make_layout(name, arrays, treedef, opt)
-        stored = pack_now(layout, arrays)
-        tx = flat_optimizer(opt, layout)
-    else:
-        layout, stored, tx = None, treedef.unflatten(arrays), opt
-    opt_state = tx.init(stored)
+    layout = make_layout(name, arrays, treedef, opt, flat, pack_below)
+    stored = layout.place(layout.store(arrays))
+    opt_state = layout.place(layout.optimizer(opt).init(stored))
     # A donating step must not free the caller's arrays: copy any that the
     # state would otherwise share with them.
     theirs = {id(x) for x in leaves}
     own = lambda x: jnp.copy(x) if id(x) in theirs else x
     stored, opt_state = jax.tree.map(own, (stored, opt_state))
-    return TrainState(stored, opt_state, jnp.zeros([], jnp.int32), layout)
+    return TrainState(stored, opt_state, jnp.zeros([], jnp.int32), opt, layout)
+
+
+def _check_alive(name: str, state: TrainState) -> None:
+    """Refuse a state whose buffers a donating step has consumed (reusing
+    them crashes XLA on some backends, and says nothing useful on others)."""
+    for x in jax.tree.leaves((state.stored_params, state.stored_opt_state)):
+        if isinstance(x, jax.Array) and x.is_deleted():
+            raise ValueError(
+                f"{name}: this TrainState was donated to a step, which consumed "
+                "its buffers. Use the state that step returned "
+                "(state, metrics = step(state, batch)), or make_step(..., "
+                "donate=False) to keep old states."
+            )
+
+
+def check_opt(name: str, state: TrainState) -> None:
+    """The state's optimizer must fit its layout: packed buckets only for
+    optimizers that need no leaf boundaries, split by the same masks."""
+    layout, opt = state.layout, state.opt
+    if not isinstance(layout, Layout):
+        return
+    culprit = needs_leaves(opt)
+    if culprit is not None:
+        raise ValueError(
+            f"{name}: {culprit} needs leaf boundaries, but this state packs the "
+            "params into buckets; start from jgd.train.init(state.params, opt)."
+        )
+    shapes = [jax.ShapeDtypeStruct(s.shape, jnp.float32) for s in layout.slots]
+    labels = dict(layout.labels)
+    want = [labels[s.bucket] for s in layout.slots]
+    if leaf_labels(name, opt, layout.treedef.unflatten(shapes)) != want:
+        raise ValueError(
+            f"{name}: the optimizer's weight-decay mask groups the leaves "
+            "differently from the one this state was made with; start from "
+            "jgd.train.init(state.params, opt)."
+        )
 
 
 def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
@@ -146,54 +228,55 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     return loss, aux
 
 
-def update_and_apply(
-    tx: Any, grads: Any, opt_state: Any, params: Any, *, flat: bool
-) -> tuple:
-    """``tx.update`` then ``apply_updates``: ``(new_params, new_opt_state,
-    grad_norm)``, with the global l2 norm of ``grads`` for the metrics.
+def update_and_apply(tx: Any, grads: Any, opt_state: Any, params: Any, layout: Any):
+    """``tx.update`` then ``apply_updates`` on the stored form: ``(new_params,
+    new_opt_state, grad_norm)``, with the gradient's global l2 norm.
 
-    For a flat state (``flat``), ``grads`` maps each bucket to its gradient's leaves
-    (``Layout.group``), and ``params`` and ``opt_state`` hold buckets. Adam
-    and AdamW on float32 buckets on CPU, alone or after
-    ``clip_by_global_norm``, then run as one fused loop (``jgd.kernels``) that
-    reads the leaves where they are: one pass over memory, which also sums
-    the gradient's squares. Otherwise the leaves are packed into their
-    buckets first (``jgd.kernels.pack``, or a concatenate)."""
-    if flat:
-        fused = kernels.fused_update(tx, grads, opt_state, params)
-        if fused is not None:
-            return fused
-        grads = kernels.pack(grads, params)
+    With packed buckets on one CPU device, Adam and AdamW (alone or after
+    ``clip_by_global_norm``) run as one fused loop (``jgd.kernels``) that
+    reads the gradient's leaves where they are; otherwise the leaves are
+    packed into their buckets first (``jgd.kernels.pack``, or a
+    concatenate)."""
+    if isinstance(layout, Layout):
+        if not layout.shardings:
+            fused = kernels.fused_update(tx, grads, opt_state, params)
+            if fused is not None:
+                return fused
+            grads = kernels.pack(grads, params)
+        else:  # the kernels know no shardings
+            grads = {
+                k: jnp.concatenate(xs) if len(xs) > 1 else xs[0]
+                for k, xs in grads.items()
+            }
+            grads = {k: g.astype(params[k].dtype) for k, g in grads.items()}
     updates, opt_state = tx.update(grads, opt_state, params)
     return apply_updates(params, updates), opt_state, tree.global_norm(grads)
 
 
-def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
-    """The step as a pure function (``make_step`` compiles it, ``fit`` scans
-    it)."""
+def step_fn(loss_fn: Callable, has_aux: bool, name: str) -> Callable:
+    """The step as a pure function ``(state, opt, batch, offsets) -> (state,
+    metrics)`` of a state without its optimizer (``make_step`` compiles it,
+    ``fit`` scans it)."""
 
-    def step(state: TrainState, batch: Any, offsets: Any):
+    def step(state: TrainState, opt: Any, batch: Any, offsets: Any):
         layout = state.layout
-        if layout is None:
-            params, tx = state.stored_params, opt
-        else:
-            params = layout.unpack(state.stored_params, offsets)
-            tx = flat_optimizer(opt, layout)
+        params = layout.view(state.stored_params, offsets)
 
         def loss_of(p):
             return _loss_and_aux(name, loss_fn(p, batch), has_aux)
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        if layout is not None:
-            grads = layout.group(jax.tree.leaves(grads))
         new_params, opt_state, grad_norm = update_and_apply(
-            tx,
-            grads,
+            layout.optimizer(opt),
+            layout.gather(grads),
             state.stored_opt_state,
             state.stored_params,
-            flat=layout is not None,
+            layout,
         )
-        new = TrainState(new_params, opt_state, tree.safe_increment(state.step), layout)
+        new_params, opt_state = layout.pin((new_params, opt_state))
+        new = TrainState(
+            new_params, opt_state, tree.safe_increment(state.step), None, layout
+        )
         metrics = {"loss": loss, "grad_norm": grad_norm}
         if has_aux:
             metrics["aux"] = aux
@@ -202,84 +285,112 @@ def step_fn(loss_fn: Callable, opt: Any, has_aux: bool, name: str) -> Callable:
     return step
 
 
-def make_step(loss_fn: Callable, opt: Any, *, has_aux: bool = False) -> Callable:
+def make_step(
+    loss_fn: Callable, *args: Any, has_aux: bool = False, donate: bool = True
+) -> Callable:
     """A compiled training step ``(state, batch) -> (state, metrics)``.
 
     Update:
         loss, g = value_and_grad(loss_fn)(params, batch)
-        u, opt_state = opt.update(g, opt_state, params)
+        u, opt_state = state.opt.update(g, opt_state, params)
         params = params + u
         step = step + 1
 
-    The step works on flat and leaf-by-leaf states alike (the layout is part
-    of the state); it donates the old state, so use only the returned one.
+    The optimizer comes from the state (``jgd.train.init(params, opt)``), as
+    an argument of the compiled program: a state whose optimizer has another
+    learning rate, ``b1`` or schedule value reuses the compiled step.
 
     Args:
         loss_fn: ``loss_fn(params, batch) -> scalar`` (or ``(scalar, aux)``
             with ``has_aux``); ``params`` is the user's pytree, ``batch``
             whatever the step is given.
-        opt: the optimizer given to ``init``.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; aux goes into metrics.
+        donate: the step donates the old state's buffers (default), so its
+            params and optimizer state are updated in place; use only the
+            returned state. A state passed again raises a ValueError. If the
+            step fails while running, the donated state is gone with it: keep
+            a copy (``jax.tree.map(jnp.copy, state)``) or pass
+            ``donate=False`` (twice the memory) where you must recover.
 
     Returns:
         The jitted step (``step.lower(state, batch).compile()`` compiles it
         ahead of time). ``metrics`` holds ``loss``, ``grad_norm`` (the global
-        l2 norm of the gradients) and ``aux`` when ``has_aux``. A flat state's
-        leaf offsets travel as arguments of the compiled program (see
-        ``Layout.unpack``), which ``step`` supplies.
+        l2 norm of the gradients) and ``aux`` when ``has_aux``.
 
     Raises:
-        ValueError: (on the first call) the loss is not a scalar.
+        ValueError: (on the first call) the loss is not a scalar; a donated
+            state; a state whose optimizer no longer fits its layout.
         TypeError: (on the first call) the loss is not floating point, or a
-            tuple without ``has_aux``.
+            tuple without ``has_aux``; an optimizer passed here.
 
     Example:
         >>> import jax.numpy as jnp, jgd, jgd.train
         >>> loss = lambda p, batch: jnp.sum((p - batch) ** 2)
-        >>> opt = jgd.gd(0.25)
-        >>> state = jgd.train.init(jnp.zeros(2), opt)
-        >>> step = jgd.train.make_step(loss, opt)
+        >>> state = jgd.train.init(jnp.zeros(2), jgd.gd(0.25))
+        >>> step = jgd.train.make_step(loss)
         >>> state, metrics = step(state, jnp.array([1.0, 2.0]))
         >>> state.params, metrics["loss"]
         (Array([0.5, 1. ], dtype=float32), Array(5., dtype=float32))
     """
-    return _Step(step_fn(loss_fn, opt, has_aux, "jgd.train.make_step"))
-
-
-def offsets_of(state: TrainState) -> Any:
-    """The offsets argument of a compiled step for ``state``."""
-    return () if state.layout is None else state.layout.offsets()
+    if args:
+        raise TypeError(
+            "jgd.train.make_step: the optimizer travels in the state; build it "
+            "with jgd.train.init(params, opt) and call make_step(loss_fn)."
+        )
+    return _Step(step_fn(loss_fn, has_aux, "jgd.train.make_step"), donate)
 
 
 class _Step:
-    """A jitted step that passes the layout's leaf offsets as arguments (see
+    """A jitted step: the state's optimizer travels as an argument that is
+    never donated, and the layout's leaf offsets as arguments (see
     ``Layout.unpack``)."""
 
-    def __init__(self, fn: Callable):
-        self._jit = jax.jit(fn, donate_argnums=0)
+    name = "jgd.train.make_step"
+
+    def __init__(self, fn: Callable, donate: bool):
+        self._jit = jax.jit(fn, donate_argnums=0 if donate else ())
+        self._fits: Any = None  # the last optimizer found to fit its layout
+
+    def _args(self, state: TrainState, batch: Any) -> tuple:
+        if not isinstance(state, TrainState):
+            raise TypeError(
+                f"{self.name}: state must be a jgd.train.TrainState (from "
+                f"jgd.train.init); got {type(state).__name__}."
+            )
+        _check_alive(self.name, state)
+        if (
+            self._fits is None
+            or self._fits[0] is not state.opt
+            or (self._fits[1] != state.layout)
+        ):
+            check_opt(self.name, state)
+            self._fits = (state.opt, state.layout)
+        return state.replace(opt=None), state.opt, batch, state.layout.offsets()
 
     def __call__(self, state: TrainState, batch: Any):
-        return self._jit(state, batch, offsets_of(state))
+        args = self._args(state, batch)
+        new, metrics = self._jit(*args)
+        return new.replace(opt=state.opt), metrics
 
     def lower(self, state: TrainState, batch: Any) -> _Bound:
         """Ahead-of-time lowering, as ``jax.jit(f).lower``: ``.compile()``
         gives a callable ``(state, batch)``; other attributes (``as_text``,
         ``memory_analysis``, ...) are jax's."""
-        offsets = offsets_of(state)
-        return _Bound(self._jit.lower(state, batch, offsets), offsets)
+        return _Bound(self._jit.lower(*self._args(state, batch)), self)
 
 
 class _Bound:
-    """A jax ``Lowered`` or ``Compiled`` step with its offsets argument bound."""
+    """A jax ``Lowered`` or ``Compiled`` step, called as ``(state, batch)``."""
 
-    def __init__(self, inner: Any, offsets: Any):
-        self._inner, self._offsets = inner, offsets
+    def __init__(self, inner: Any, step: _Step):
+        self._inner, self._step = inner, step
 
     def compile(self, *args, **kwargs) -> _Bound:
-        return _Bound(self._inner.compile(*args, **kwargs), self._offsets)
+        return _Bound(self._inner.compile(*args, **kwargs), self._step)
 
     def __call__(self, state: TrainState, batch: Any):
-        return self._inner(state, batch, self._offsets)
+        new, metrics = self._inner(*self._step._args(state, batch))
+        return new.replace(opt=state.opt), metrics
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -85,6 +85,8 @@ class ScaleByRms(_RmsFields):
     bias_correction).
     """
 
+    packable = True  # element-wise: the same numbers on packed buckets
+
     _api = "jgd.scale_by_rms"
 
     def init(self, params):
@@ -151,6 +153,8 @@ class ScaleByStddev(_RmsFields):
     bias_correction).
     """
 
+    packable = True  # element-wise: the same numbers on packed buckets
+
     _api = "jgd.scale_by_stddev"
 
     def init(self, params):
@@ -215,6 +219,8 @@ class ScaleByRss(Transform):
 
     Matches: optax.scale_by_rss(initial_accumulator_value, eps).
     """
+
+    packable = True  # element-wise: the same numbers on packed buckets
 
     initial_accumulator_value: Any = 0.1
     eps: Any = 1e-7
@@ -284,6 +290,8 @@ class ScaleByAdam(Transform):
 
     Matches: optax.scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=).
     """
+
+    packable = True  # element-wise: the same numbers on packed buckets
 
     b1: Any = 0.9
     b2: Any = 0.999

@@ -51,6 +51,8 @@ class Scale(Transform):
     Matches: optax.scale(step_size).
     """
 
+    packable = True  # element-wise: the same numbers on packed buckets
+
     step_size: Any
 
     _api = "jgd.scale"
@@ -94,6 +96,8 @@ class ScaleByLearningRate(Transform):
 
     Matches: optax.scale_by_learning_rate(learning_rate, flip_sign=flip_sign).
     """
+
+    packable = True  # element-wise: the same numbers on packed buckets
 
     learning_rate: Any = None
     flip_sign: bool = static_field(True, kw_only=True)
@@ -157,6 +161,8 @@ class Trace(Transform):
 
     Matches: optax.trace(decay, nesterov, accumulator_dtype).
     """
+
+    packable = True  # element-wise: the same numbers on packed buckets
 
     decay: Any
     nesterov: bool = static_field(False)

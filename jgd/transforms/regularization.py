@@ -50,6 +50,8 @@ class AddDecayedWeights(Transform):
     wraps the state in ``MaskedState``, jgd keeps it flat (same leaves).
     """
 
+    packable = True  # element-wise: the same numbers on packed buckets
+
     weight_decay: Any = 0.0
     mask: Any = None
 
@@ -112,6 +114,8 @@ class Clip(Transform):
     Matches: optax.clip(max_delta).
     """
 
+    packable = True  # element-wise: the same numbers on packed buckets
+
     max_delta: Any
 
     _api = "jgd.clip"
@@ -161,6 +165,8 @@ class ClipByGlobalNorm(Transform):
     ``chain(clip_by_global_norm, adamw)`` went from about 3x plain adamw's
     step time to about 1.2x (``benchmarks/README.md``).
     """
+
+    packable = True  # one global sum: the same on packed buckets
 
     max_norm: Any
 

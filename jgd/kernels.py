@@ -30,10 +30,12 @@ copies the leaves in, for any dtype.
 The kernels are built on first use with the system C++ compiler (``$CXX``,
 else ``c++``) against jaxlib's FFI headers, into ``$JGD_CACHE_DIR`` (default
 ``~/.cache/jgd``) under a name that hashes the source, the flags, jax's
-version and the CPU, and loaded from there afterwards. Without a compiler,
-with ``JGD_KERNELS=0`` in the environment, or off CPU, the step uses XLA's
-concatenate and loops: the same numbers, slower. ``status()`` says which, and
-why.
+version and the CPU, and loaded from there afterwards once the library's size
+and sha256 match those recorded beside it (a damaged copy is rebuilt). Off CPU
+or with ``JGD_KERNELS=0`` in the environment, the step uses XLA's concatenate
+and loops: the same numbers, slower; so it does when the kernels cannot be
+built or loaded, with one ``KernelFallbackWarning``. ``status()`` says which,
+and why.
 
 **Handing out leaf offsets.** A flat step cuts each leaf out of its bucket
 at an offset that is an argument of the compiled program (``Layout.unpack``).
@@ -54,8 +56,10 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +77,13 @@ from jgd.transforms import (
     ScaleByLearningRate,
 )
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: builds are still renamed into place, unlocked
+    fcntl = None
+
 __all__ = [
+    "KernelFallbackWarning",
     "available",
     "disabled",
     "fused_update",
@@ -93,6 +103,13 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno")
 _loaded: bool | None = None  # None: not tried yet
 _why = "not built yet"
 _off = 0  # depth of disabled() contexts
+_warned = False  # KernelFallbackWarning is given once per process
+
+
+class KernelFallbackWarning(RuntimeWarning):
+    """A jgd.train step would use the kernels but they could not be built or
+    loaded, so it runs XLA's loops: the same numbers, slower. ``status()``
+    says why; ``JGD_KERNELS=0`` turns the kernels (and this warning) off."""
 
 
 def _switched_off() -> bool:
@@ -125,8 +142,22 @@ def disabled():
 
 def ready() -> bool:
     """Whether a step traced now can call the kernels: on CPU, not switched
-    off, and built (building them on first use)."""
-    return _usable() and available()
+    off, and built (building them on first use). Warns once per process
+    (``KernelFallbackWarning``) when they should be used but cannot be."""
+    global _warned
+    if not _usable():
+        return False
+    if available():
+        return True
+    if not _warned:
+        _warned = True  # first: under -W error the warning raises
+        warnings.warn(
+            f"jgd.kernels: {_why.removeprefix('off: ')}. jgd.train uses XLA's "
+            "loops instead (the same numbers, slower); JGD_KERNELS=0 silences this.",
+            KernelFallbackWarning,
+            stacklevel=2,
+        )
+    return False
 
 
 def available() -> bool:
@@ -155,6 +186,16 @@ def available() -> bool:
     return _loaded
 
 
+# --------------------------------------------------------------------------
+# The cache: kernels-<key>.so beside kernels-<key>.so.sha256 ("<size> <sha256>").
+# Both are written to a temp name (kernels-<key>.<pid>.<random>.tmp) and
+# renamed into place, .so first, under a per-key lock, so a reader sees a
+# whole file or none; a .so that does not match its sidecar (truncated,
+# flipped bytes, or from before sidecars) is rebuilt before it is loaded:
+# mapping a truncated one ends in SIGBUS.
+# --------------------------------------------------------------------------
+
+
 def _cpu_flags() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -166,9 +207,12 @@ def _cpu_flags() -> str:
 
 
 def _build() -> Path:
+    """The cached library, checked against its sidecar; built first when it
+    is missing or does not match."""
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        raise OSError("no C++ compiler (set CXX, or install c++)")
+    if compiler is None or shutil.which(compiler) is None:
+        found = f"{compiler} not found; " if compiler else ""
+        raise OSError(f"no C++ compiler ({found}set CXX, or install c++)")
     source = SOURCE.read_bytes()
     key = hashlib.sha256(
         b"\0".join(
@@ -183,11 +227,93 @@ def _build() -> Path:
     ).hexdigest()[:16]
     cache = Path(os.environ.get("JGD_CACHE_DIR") or Path.home() / ".cache" / "jgd")
     lib = cache / f"kernels-{key}.so"
-    if lib.exists():
+    if _intact(lib):
         return lib
     cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    with _locked(cache / f"kernels-{key}.lock"):
+        if _intact(lib):  # another process built it while we waited
+            return lib
+        _remove_stale(cache, key)
+        tmp, side = _temp(cache, key), _temp(cache, key)
+        try:
+            _compile(compiler, tmp)
+            data = tmp.read_bytes()
+            if not data:
+                raise OSError(f"{compiler} wrote an empty {tmp}")
+            side.write_text(f"{len(data)} {hashlib.sha256(data).hexdigest()}\n")
+            os.replace(tmp, lib)
+            os.replace(side, _sidecar(lib))
+        finally:
+            tmp.unlink(missing_ok=True)
+            side.unlink(missing_ok=True)
+    if not _intact(lib):
+        raise OSError(f"{lib} does not match {_sidecar(lib)} right after its build")
+    return lib
+
+
+def _sidecar(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".sha256")
+
+
+def _intact(lib: Path) -> bool:
+    """Whether ``lib`` has the size and sha256 its sidecar records."""
+    try:
+        size, digest = _sidecar(lib).read_text().split()
+        data = lib.read_bytes()
+        return len(data) == int(size) and hashlib.sha256(data).hexdigest() == digest
+    except (OSError, ValueError):
+        return False
+
+
+def _temp(cache: Path, key: str) -> Path:
+    fd, name = tempfile.mkstemp(
+        prefix=f"kernels-{key}.{os.getpid()}.", suffix=".tmp", dir=cache
+    )
     os.close(fd)
+    return Path(name)
+
+
+def _remove_stale(cache: Path, key: str) -> None:
+    """Remove temp files of builders that died mid-build (kill -9): this key's
+    are stale since we hold its lock, others once their pid is gone."""
+    for tmp in cache.glob("kernels-*.*.*.tmp"):
+        name, pid = tmp.name.split(".")[:2]
+        if pid.isdigit() and (name == f"kernels-{key}" or not _alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (the OS releases it if we die)."""
+    with open(path, "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+# The compiler runs in its own process group beside a watcher that kills the
+# group when our end of a pipe closes: when we exit or are killed (kill -9
+# included), the compiler and its children (cc1plus, as, ld) go with us.
+# (sh gives a background job /dev/null as stdin, hence the pipe on fd 3.)
+_WATCHED = (
+    "exec 3<&0; "
+    '"$@" </dev/null 3<&- & c=$!; '
+    "(read _ <&3; kill -9 0) >/dev/null 2>&1 & w=$!; "
+    "wait $c; s=$?; kill $w; exit $s"
+)
+
+
+def _compile(compiler: str, out: Path) -> None:
     cmd = [
         compiler,
         *FLAGS,
@@ -198,20 +324,33 @@ def _build() -> Path:
         f"-I{jax.ffi.include_dir()}",
         str(SOURCE),
         "-o",
-        tmp,
+        str(out),
         "-lpthread",
     ]
+    alive_r, alive_w = os.pipe()  # the watcher reads EOF when alive_w closes
     try:
-        done = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, timeout=300
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", _WATCHED, "sh", *cmd],
+            stdin=alive_r,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
-        if done.returncode != 0:
-            raise OSError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-2000:]}")
-        os.replace(tmp, lib)  # atomic: a concurrent build writes the same file
+    except BaseException:
+        os.close(alive_w)
+        raise
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return lib
+        os.close(alive_r)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # timed out or interrupted
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        os.close(alive_w)
+    if proc.returncode != 0:
+        raise OSError(f"{' '.join(cmd)} failed: {err.strip()[-2000:]}")
 
 
 # --------------------------------------------------------------------------

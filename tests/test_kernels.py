@@ -239,12 +239,14 @@ def test_fit_uses_the_kernel_and_agrees():
 def test_without_a_compiler_it_falls_back(monkeypatch, tmp_path):
     monkeypatch.setattr(kernels, "_loaded", None)
     monkeypatch.setattr(kernels, "_why", "not built yet")
+    monkeypatch.setattr(kernels, "_warned", False)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("JGD_CACHE_DIR", str(tmp_path / "cache"))
     assert not kernels.available()
     assert kernels.status().startswith("off: the kernel could not be built")
     assert "no-such-compiler" in kernels.status()
-    _, text = _train(jgd.adam(1e-2), kernel=True, steps=1)
+    with pytest.warns(kernels.KernelFallbackWarning, match="no-such-compiler"):
+        _, text = _train(jgd.adam(1e-2), kernel=True, steps=1)
     assert TARGET not in text
 
 

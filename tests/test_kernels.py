@@ -60,7 +60,7 @@ def _train(opt, *, kernel: bool, steps: int, dtype=jnp.float32):
     params, loss, x = _problem(dtype)
     with contextlib.nullcontext() if kernel else kernels.disabled():
         state = jgd.train.init(params, opt)
-        step = jgd.train.make_step(loss, opt)
+        step = jgd.train.make_step(loss)
         text = step.lower(state, x).as_text()
         history = []
         for _ in range(steps):
@@ -133,12 +133,12 @@ def test_kernel_matches_xla_step_by_step(name):
     params, loss, x = _problem()
     state = jgd.train.init(params, opt)
     copy = lambda s: jax.tree.map(jnp.copy, s)
-    ours = jgd.train.make_step(loss, opt).lower(state, x)
+    ours = jgd.train.make_step(loss).lower(state, x)
     assert ours.as_text().count(TARGET) == len(state.layout.buckets)
     assert (kernels.NORM_TARGET in ours.as_text()) == name.startswith("clip")
     ours = ours.compile()
     with kernels.disabled():
-        xla = jgd.train.make_step(loss, opt).lower(state, x)
+        xla = jgd.train.make_step(loss).lower(state, x)
         assert TARGET not in xla.as_text()
         xla = xla.compile()
     for t in range(5):
@@ -149,9 +149,16 @@ def test_kernel_matches_xla_step_by_step(name):
             _float_leaves((state.params, state.opt_state)),
         ):
             # tests/test_train.py's float32 tolerance between the flat and the
-            # leaf-by-leaf step, which are also both XLA's.
+            # leaf-by-leaf step, which are also both XLA's, relative to each
+            # array's scale: the clip factor's last bit (the norm is summed in
+            # double) shows as a larger relative error where b1 * m and
+            # (1 - b1) * g nearly cancel.
             np.testing.assert_allclose(
-                u, v, rtol=2e-6, atol=0, err_msg=f"{name} step {t} {path}"
+                u,
+                v,
+                rtol=2e-6,
+                atol=2e-6 * float(np.max(np.abs(v), initial=0.0)),
+                err_msg=f"{name} step {t} {path}",
             )
 
 
@@ -271,8 +278,9 @@ def test_kernel_two_threads_and_tails_bit_for_bit(clip):
     runs = []
     for ctx in (contextlib.nullcontext(), kernels.disabled()):
         with ctx:
-            state = jgd.train.init(params, opt)
-            step = jgd.train.make_step(loss, opt).lower(state, target)
+            # One bucket, as the kernel's own layout would be (not resident).
+            state = jgd.train.init(params, opt, pack_below=1 << 30)
+            step = jgd.train.make_step(loss).lower(state, target)
             runs.append((TARGET in step.as_text(), step.compile(), state))
     (on, k_step, k_state), (off, x_step, x_state) = runs
     assert on and not off
@@ -344,7 +352,7 @@ def test_make_step_packs_with_the_kernel():
     for ctx in (contextlib.nullcontext(), kernels.disabled()):
         with ctx:
             state = jgd.train.init(params, opt)
-            step = jgd.train.make_step(loss, opt).lower(state, jnp.float32(1.0))
+            step = jgd.train.make_step(loss).lower(state, jnp.float32(1.0))
             texts.append(step.as_text())
             step = step.compile()
             for _ in range(3):
@@ -360,7 +368,7 @@ def test_leaf_by_leaf_state_keeps_xlas_loops():
     params, loss, x = _problem()
     opt = jgd.adam(1e-2)
     state = jgd.train.init(params, opt, flat=False)
-    text = jgd.train.make_step(loss, opt).lower(state, x).as_text()
+    text = jgd.train.make_step(loss).lower(state, x).as_text()
     assert TARGET not in text and kernels.PACK_TARGET not in text
 
 
@@ -383,7 +391,7 @@ def test_offsets_travel_as_one_array():
             state = jgd.train.init(params, opt)
             offsets = state.layout.offsets()
             n_args.append(len(jax.tree.leaves(offsets)))
-            lowered = jgd.train.make_step(loss, opt).lower(state, jnp.float32(1.0))
+            lowered = jgd.train.make_step(loss).lower(state, jnp.float32(1.0))
             texts.append(lowered.as_text())
             step = lowered.compile()
             for _ in range(3):

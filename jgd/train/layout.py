@@ -38,7 +38,7 @@ __all__ = [
 
 # Leaves with fewer elements than this are packed into buckets; bigger ones
 # stay resident. Measured on real models (benchmarks/README.md, "layout").
-PACK_BELOW = 1 << 16
+PACK_BELOW = 1 << 19
 
 
 class Bucket(NamedTuple):

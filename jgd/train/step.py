@@ -351,7 +351,7 @@ class _Step:
         self._jit = jax.jit(fn, donate_argnums=0 if donate else ())
         self._fits: Any = None  # the last optimizer found to fit its layout
 
-    def _args(self, state: TrainState, batch: Any) -> tuple:
+    def _args(self, state: TrainState, batch: Any, offsets: Any = None) -> tuple:
         if not isinstance(state, TrainState):
             raise TypeError(
                 f"{self.name}: state must be a jgd.train.TrainState (from "
@@ -365,7 +365,9 @@ class _Step:
         ):
             check_opt(self.name, state)
             self._fits = (state.opt, state.layout)
-        return state.replace(opt=None), state.opt, batch, state.layout.offsets()
+        if offsets is None:
+            offsets = state.layout.offsets()
+        return state.replace(opt=None), state.opt, batch, offsets
 
     def __call__(self, state: TrainState, batch: Any):
         args = self._args(state, batch)
@@ -376,20 +378,22 @@ class _Step:
         """Ahead-of-time lowering, as ``jax.jit(f).lower``: ``.compile()``
         gives a callable ``(state, batch)``; other attributes (``as_text``,
         ``memory_analysis``, ...) are jax's."""
-        return _Bound(self._jit.lower(*self._args(state, batch)), self)
+        args = self._args(state, batch)
+        return _Bound(self._jit.lower(*args), self, args[-1])
 
 
 class _Bound:
-    """A jax ``Lowered`` or ``Compiled`` step, called as ``(state, batch)``."""
+    """A jax ``Lowered`` or ``Compiled`` step, called as ``(state, batch)``
+    with the offsets it was lowered with."""
 
-    def __init__(self, inner: Any, step: _Step):
-        self._inner, self._step = inner, step
+    def __init__(self, inner: Any, step: _Step, offsets: Any):
+        self._inner, self._step, self._offsets = inner, step, offsets
 
     def compile(self, *args, **kwargs) -> _Bound:
-        return _Bound(self._inner.compile(*args, **kwargs), self._step)
+        return _Bound(self._inner.compile(*args, **kwargs), self._step, self._offsets)
 
     def __call__(self, state: TrainState, batch: Any):
-        new, metrics = self._inner(*self._step._args(state, batch))
+        new, metrics = self._inner(*self._step._args(state, batch, self._offsets))
         return new.replace(opt=state.opt), metrics
 
     def __getattr__(self, name: str) -> Any:

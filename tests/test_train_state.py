@@ -1,0 +1,284 @@
+"""jgd.train: the optimizer as a value in the state, the layout, safe failures.
+
+What is proven here: a new learning rate, b1, weight decay or schedule value
+in ``state.opt`` reuses the compiled step and takes effect, while a new
+static field compiles anew; ``fit`` reuses its compiled epoch across calls;
+big leaves stay resident (no slice in the step) and small ones are packed;
+optimizers that need leaf boundaries (optax's lamb, adafactor, masked,
+multi_transform) run leaf by leaf and give the hand-written optax step's
+numbers, and are refused by ``flat=True`` or on a packed state; a donated
+state is refused with a jgd error; ``fit`` hands back the last good params.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+import jgd.train as T
+from tests.helpers import standard_promotion
+
+
+def _params(big=8):
+    rng = np.random.default_rng(0)
+    return {
+        "w": jnp.asarray(rng.normal(size=(big, 4)), jnp.float32),
+        "b": jnp.asarray(rng.normal(size=(4,)), jnp.float32),
+        "s": jnp.asarray(0.5, jnp.float32),
+    }
+
+
+def _counting_loss():
+    traces = []
+
+    def loss(p, x):
+        traces.append(1)
+        y = x @ p["w"] + p["b"][None, :]
+        return jnp.mean(y**2) + p["s"] ** 2
+
+    return loss, traces
+
+
+X = jnp.asarray(np.random.default_rng(1).normal(size=(5, 8)), jnp.float32)
+
+
+def _steps(opt, n=3, **init_kw):
+    loss, _ = _counting_loss()
+    state = T.init(_params(), opt, **init_kw)
+    step = T.make_step(loss)
+    with standard_promotion():  # optax's own code needs it
+        for _ in range(n):
+            state, _ = step(state, X)
+    return state
+
+
+# --------------------------------------------------------------------------
+# The optimizer travels in the state.
+# --------------------------------------------------------------------------
+
+NEW_VALUES = {
+    "learning_rate": (jgd.adam(1e-2), lambda o: o.replace(learning_rate=3e-4)),
+    "b1": (jgd.adam(1e-2), lambda o: o.replace(b1=0.5)),
+    "weight_decay": (
+        jgd.adamw(1e-2, weight_decay=1e-4),
+        lambda o: o.replace(weight_decay=0.3),
+    ),
+    "schedule": (
+        jgd.sgd(jgd.schedules.linear_schedule(0.1, 0.0, 10)),
+        lambda o: o.replace(learning_rate=jgd.schedules.linear_schedule(0.5, 0.1, 10)),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(NEW_VALUES))
+def test_a_new_hyperparameter_value_reuses_the_compiled_step(name):
+    opt, change = NEW_VALUES[name]
+    loss, traces = _counting_loss()
+    step = T.make_step(loss)
+    state, _ = step(T.init(_params(), opt), X)
+    changed = state.replace(opt=change(state.opt))
+    state, _ = step(changed, X)
+    state, _ = step(state, X)
+    assert len(traces) == 1
+    # The new value took effect: the same two steps from the same state with
+    # the changed optimizer built fresh give the same params.
+    fresh = T.init(_params(), opt)
+    ref_step = T.make_step(_counting_loss()[0])
+    fresh, _ = ref_step(fresh, X)
+    fresh = fresh.replace(opt=change(opt))
+    for _ in range(2):
+        fresh, _ = ref_step(fresh, X)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(fresh.params)):
+        np.testing.assert_array_equal(a, b)
+    unchanged = _steps(opt, n=3)
+    assert not np.array_equal(state.params["w"], unchanged.params["w"])
+
+
+def test_a_new_static_field_compiles_anew():
+    loss, traces = _counting_loss()
+    step = T.make_step(loss)
+    state, _ = step(T.init(_params(), jgd.sgd(0.1, momentum=0.9)), X)
+    state, _ = step(state.replace(opt=state.opt.replace(nesterov=True)), X)
+    assert len(traces) == 2
+
+
+def test_make_step_no_longer_takes_the_optimizer():
+    with pytest.raises(TypeError, match=r"make_step: the optimizer travels in the"):
+        T.make_step(lambda p, x: jnp.sum(p), jgd.adam(0.1))
+
+
+def test_fit_reuses_its_compiled_epoch_for_a_new_learning_rate():
+    loss, traces = _counting_loss()
+    data = jnp.asarray(np.random.default_rng(2).normal(size=(12, 8)), jnp.float32)
+    kw = {"epochs": 2, "batch_size": 4, "progress": False}
+    p1, h1 = T.fit(loss, _params(), jgd.adam(1e-2), data, **kw)
+    p2, h2 = T.fit(loss, _params(), jgd.adam(3e-2), data, **kw)
+    assert len(traces) == 1
+    assert h1.compile_time > 0 and h2.compile_time == 0.0
+    assert not np.array_equal(p1["w"], p2["w"])
+    # A static change compiles a new epoch.
+    T.fit(loss, _params(), jgd.sgd(0.1, momentum=0.9, nesterov=True), data, **kw)
+    assert len(traces) == 2
+
+
+# --------------------------------------------------------------------------
+# The layout.
+# --------------------------------------------------------------------------
+
+
+def test_big_leaves_stay_resident_and_only_small_ones_are_packed():
+    big = T.PACK_BELOW // 4  # w has PACK_BELOW elements
+    params = _params(big)
+    state = T.init(params, jgd.adam(1e-3))
+    stored = state.stored_params
+    assert stored["leaf['w']"].shape == (big, 4)  # the leaf itself
+    assert stored["float32"].shape == (5,)  # b and s, packed
+    text = T.make_step(lambda p, x: jnp.sum(p["w"]) + jnp.sum(p["b"]) + p["s"]).lower(
+        state, 0.0
+    )
+    # One slice per packed leaf, none for the resident one.
+    assert text.as_text().count("dynamic_slice") == 2
+    # No threshold: everything resident, no slice at all.
+    state = T.init(params, jgd.adam(1e-3), pack_below=0)
+    assert state.layout.buckets == ()
+    lowered = T.make_step(lambda p, x: jnp.sum(p["w"])).lower(state, 0.0)
+    assert "dynamic_slice" not in lowered.as_text()
+
+
+def test_packed_resident_and_leaf_by_leaf_give_the_same_numbers():
+    opt = jgd.chain(jgd.clip_by_global_norm(1.0), jgd.adamw(1e-2, weight_decay=0.1))
+    runs = [_steps(opt, pack_below=b) for b in (0, 1 << 30)] + [_steps(opt, flat=False)]
+    for other in runs[1:]:
+        for a, b in zip(jax.tree.leaves(runs[0].params), jax.tree.leaves(other.params)):
+            np.testing.assert_allclose(a, b, rtol=2e-6)
+
+
+def _hand_written(tx, n=3):
+    @jax.jit
+    def step(p, s, x):
+        with standard_promotion():
+            g = jax.grad(_counting_loss()[0])(p, x)
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s
+
+    p = _params()
+    s = tx.init(p)
+    for _ in range(n):
+        p, s = step(p, s, X)
+    return p
+
+
+LEAF_BOUND = {
+    "lamb": lambda: optax.lamb(1e-2),
+    "adafactor": lambda: optax.adafactor(1e-2, min_dim_size_to_factor=4),
+    "masked": lambda: optax.masked(
+        optax.adam(1e-2), {"w": True, "b": False, "s": True}
+    ),
+    "multi_transform": lambda: optax.multi_transform(
+        {"a": optax.adam(1e-2), "s": optax.sgd(0.1)}, {"w": "a", "b": "s", "s": "a"}
+    ),
+    "jgd_chain_with_lamb": lambda: jgd.chain(
+        jgd.clip_by_global_norm(1.0), optax.scale_by_trust_ratio(), jgd.scale(-0.01)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LEAF_BOUND))
+def test_transforms_that_need_leaves_run_on_leaves_with_optax_numbers(name):
+    state = _steps(LEAF_BOUND[name]())
+    assert isinstance(state.layout, T.PerLeaf)
+    expected = _hand_written(LEAF_BOUND[name]())
+    for k in expected:
+        np.testing.assert_allclose(state.params[k], expected[k], rtol=1e-6, err_msg=k)
+
+
+def test_flat_true_refuses_a_transform_that_needs_leaves():
+    with pytest.raises(
+        ValueError,
+        match=r"jgd.train.init: scale_by_trust_ratio \(optax\) needs leaf "
+        r"boundaries.*flat=False",
+    ):
+        T.init(_params(), LEAF_BOUND["jgd_chain_with_lamb"](), flat=True)
+
+
+def test_a_packed_state_refuses_an_optimizer_that_needs_leaves():
+    state = T.init(_params(), jgd.adam(1e-2))
+    step = T.make_step(_counting_loss()[0])
+    bad = state.replace(opt=jgd.chain(optax.scale_by_trust_ratio(), jgd.scale(-0.1)))
+    with pytest.raises(ValueError, match=r"make_step: .*needs leaf boundaries.*init"):
+        step(bad, X)
+    masked = state.replace(
+        opt=jgd.adamw(1e-2, mask={"w": True, "b": False, "s": False})
+    )
+    with pytest.raises(ValueError, match=r"mask groups the leaves differently"):
+        step(masked, X)
+    state = T.init(_params(), jgd.adamw(1e-2, mask={"w": True, "b": False, "s": False}))
+    regrouped = state.replace(
+        opt=jgd.adamw(1e-2, mask={"w": False, "b": True, "s": False})
+    )
+    with pytest.raises(ValueError, match=r"mask groups the leaves differently"):
+        step(regrouped, X)
+    step(state, X)  # the state itself was not consumed by the refusals
+
+
+def test_an_optax_optimizer_travels_in_the_state():
+    state = _steps(optax.adam(1e-2))
+    expected = _hand_written(optax.adam(1e-2))
+    for k in expected:
+        np.testing.assert_allclose(state.params[k], expected[k], rtol=1e-6, err_msg=k)
+
+
+# --------------------------------------------------------------------------
+# Safe failures.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flat", [None, False])
+def test_a_donated_state_is_refused_with_a_jgd_error(flat):
+    state = T.init(_params(), jgd.adam(1e-2), flat=flat)
+    step = T.make_step(_counting_loss()[0])
+    new, _ = step(state, X)
+    with pytest.raises(ValueError, match=r"make_step: this TrainState was donated"):
+        step(state, X)
+    with pytest.raises(ValueError, match=r"TrainState.params: this TrainState was"):
+        _ = state.params
+    step(new, X)  # the returned state is fine
+
+
+def test_donate_false_keeps_the_old_state():
+    state = T.init(_params(), jgd.adam(1e-2))
+    step = T.make_step(_counting_loss()[0], donate=False)
+    a, _ = step(state, X)
+    b, _ = step(state, X)
+    np.testing.assert_array_equal(a.params["w"], b.params["w"])
+
+
+def test_fit_hands_back_the_last_good_params_when_stopped():
+    loss, _ = _counting_loss()
+    data = jnp.asarray(np.random.default_rng(2).normal(size=(12, 8)), jnp.float32)
+    seen = {}
+
+    def stop_at_two(epoch, params, metrics):
+        seen[epoch] = params
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as err:
+        T.fit(
+            loss,
+            _params(),
+            jgd.adam(1e-2),
+            data,
+            epochs=5,
+            batch_size=4,
+            progress=False,
+            callbacks=[stop_at_two],
+        )
+    assert len(err.value.history.loss) == 3
+    for k in seen[2]:
+        np.testing.assert_array_equal(err.value.params[k], seen[2][k])
+    assert any("last completed epoch" in n for n in err.value.__notes__)

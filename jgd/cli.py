@@ -13,7 +13,7 @@ import sys
 
 COMMANDS = {
     "demo": ("jgd.demo", "train every seed optimizer on small problems, print a table"),
-    "bench": ("jgd.bench", "time jgd against optax and the memory-bandwidth limit"),
+    "bench": ("jgd.bench", "time training steps of real models: jgd against optax"),
     "plot": ("jgd.lab", "draw optimizer trajectories and learning-rate sweeps"),
 }
 

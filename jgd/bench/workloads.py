@@ -1,11 +1,12 @@
-"""The workloads, optimizers, variants and presets of ``jgd bench``.
+"""What ``jgd bench`` runs: workloads, optimizers, variants and presets.
 
-Holds ``WORKLOADS`` (pytrees of float32 shapes: single big leaves, a
-transformer-like tree, many small leaves), ``BYTES_PER_PARAM`` and
-``WORKING_SET`` (the limit's bytes and floats per parameter),
-``OPTIMIZERS`` (each as jgd, optax and torch.optim builds of the same
-hyperparameters), ``VARIANTS`` and ``PRESETS`` (``tiny`` for tests,
-``quick``, ``full``, with the skip rule they use).
+Holds ``WORKLOADS`` (name -> ``jgd.bench.models.Model``: two MLPs, a GPT, a
+CNN, deep residual MLPs, and ``-tiny`` versions of each for the harness's
+tests), ``OPTIMIZERS`` (each built the same way from jgd and from optax),
+``BYTES_PER_PARAM`` and ``WORKING_SET`` (the memory-bandwidth limit's bytes
+and floats per parameter), ``VARIANTS`` and ``PRESETS`` (``tiny``,
+``quick``, ``full``: which optimizers run on which workload, and how long
+each is timed).
 """
 
 from __future__ import annotations
@@ -14,240 +15,101 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+from jgd.bench import models
 
 LR = 1e-3
 
 # --------------------------------------------------------------------------
-# Workloads: pytrees of float32 shapes.
+# Workloads: real models with real losses on random data.
 # --------------------------------------------------------------------------
 
-
-def _transformer(d: int = 256, layers: int = 6, vocab: int = 2048, ctx: int = 512):
-    """A GPT-like params tree: embeddings, per layer two layer norms,
-    attention q/k/v/o matrices with biases and an MLP, a final layer norm.
-    The defaults give 100 leaves and 5.39M params."""
-
-    def ln():
-        return {"scale": (d,), "bias": (d,)}
-
-    def layer():
-        attn = {f"w{n}": (d, d) for n in "qkvo"} | {f"b{n}": (d,) for n in "qkvo"}
-        mlp = {"w1": (d, 4 * d), "b1": (4 * d,), "w2": (4 * d, d), "b2": (d,)}
-        return {"ln1": ln(), "attn": attn, "ln2": ln(), "mlp": mlp}
-
-    return {
-        "embed": {"tok": (vocab, d), "pos": (ctx, d)},
-        "layers": [layer() for _ in range(layers)],
-        "ln_f": ln(),
-    }
-
-
-def _many(leaves: int, size: int):
-    return [(size,) for _ in range(leaves)]
-
-
-WORKLOADS: dict[str, Callable[[], Any]] = {
-    "leaf-1M": lambda: {"w": (1_000_000,)},
-    "leaf-10M": lambda: {"w": (10_000_000,)},
-    "leaf-50M": lambda: {"w": (50_000_000,)},
-    "transformer": _transformer,
-    "1000x1000": lambda: _many(1000, 1000),
-    "10000x100": lambda: _many(10000, 100),
-    # Tiny stand-ins, for the harness's own tests.
-    "leaf-4k": lambda: {"w": (4096,)},
-    "transformer-tiny": lambda: _transformer(d=8, layers=2, vocab=16, ctx=4),
-    "30x100": lambda: _many(30, 100),
-}
-
-
-def _is_shape(x: Any) -> bool:
-    return isinstance(x, tuple) and all(isinstance(i, int) for i in x)
-
-
-def _shapes(workload: str) -> Any:
-    return WORKLOADS[workload]()
-
-
-def _count(shapes: Any) -> tuple[int, int]:
-    import jax
-
-    leaves = jax.tree.leaves(shapes, is_leaf=_is_shape)
-    return len(leaves), sum(math.prod(s) for s in leaves)
-
-
-def _numpy_tree(shapes: Any, seed: int, scale: float) -> Any:
-    """A tree of float32 NumPy arrays with the given shapes (normal * scale)."""
-    import jax
-
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda s: rng.standard_normal(s, dtype=np.float32) * np.float32(scale),
-        shapes,
-        is_leaf=_is_shape,
+WORKLOADS: dict[str, models.Model] = {
+    m.name: m
+    for m in (
+        models.mlp("mlp-2M", (784, 1024, 1024, 10), batch=32),
+        models.mlp("mlp-20M", (784, 4096, 4096, 10), batch=32),
+        models.gpt("gpt", vocab=256, ctx=64, d=128, layers=3, heads=4, batch=16),
+        models.cnn("cnn", image=(32, 32, 3), channels=(32, 64), hidden=256,
+                   classes=10, batch=32),
+        models.resmlp("resmlp-25", blocks=25, width=64, features=64, classes=10,
+                      batch=32),
+        models.resmlp("resmlp-100", blocks=100, width=64, features=64, classes=10,
+                      batch=32),
+        # Tiny stand-ins, for the harness's own tests.
+        models.mlp("mlp-tiny", (16, 32, 32, 4), batch=8),
+        models.gpt("gpt-tiny", vocab=32, ctx=8, d=16, layers=2, heads=2, batch=2),
+        models.cnn("cnn-tiny", image=(8, 8, 1), channels=(4, 8), hidden=16,
+                   classes=4, batch=4),
+        models.resmlp("resmlp-tiny", blocks=6, width=8, features=8, classes=4,
+                      batch=4),
     )
+}  # fmt: skip
+
+
+def count(params: Any) -> tuple[int, int]:
+    """(leaves, elements) of a params tree."""
+    import jax
+
+    leaves = jax.tree.leaves(params)
+    return len(leaves), sum(math.prod(x.shape) for x in leaves)
 
 
 # --------------------------------------------------------------------------
-# Optimizers: the same hyperparameters in jgd, optax and torch.optim.
+# Optimizers: the same hyperparameters in jgd and optax.
 # --------------------------------------------------------------------------
 
-# Minimal bytes one step moves per float32 parameter (reads + writes, 4 bytes
-# each): sgd reads p, g and writes p; momentum, RMSprop and AdaGrad add one
-# state buffer; Adam two. Global-norm clipping must read g once more to form
-# the norm before the update pass can start.
-BYTES_PER_PARAM = {
-    "sgd": 12,
-    "momentum": 20,
-    "adam": 28,
-    "adamw": 28,
-    "rmsprop": 20,
-    "adagrad": 20,
-    "clip+adamw": 32,
-}
-# Floats per parameter a step touches (its working set): the limit kernels
-# run over a buffer of this many floats per parameter.
-WORKING_SET = {"sgd": 2, "momentum": 3, "adam": 4, "adamw": 4, "rmsprop": 3,
-               "adagrad": 3, "clip+adamw": 4}  # fmt: skip
-
-
-def _build_opt(lib, name: str):
-    """The benchmark's optimizer ``name`` from ``lib``, jgd or optax: the two
-    share names and arguments, so one recipe builds both."""
-    return {
-        "sgd": lambda: lib.sgd(LR),
-        "momentum": lambda: lib.sgd(LR, momentum=0.9),
-        "adam": lambda: lib.adam(LR),
-        "adamw": lambda: lib.adamw(LR, weight_decay=1e-4),
-        "rmsprop": lambda: lib.rmsprop(LR, decay=0.9, eps=1e-8),
-        "adagrad": lambda: lib.adagrad(LR, initial_accumulator_value=0.1, eps=1e-7),
-        "clip+adamw": lambda: lib.chain(
-            lib.clip_by_global_norm(1.0), lib.adamw(LR, weight_decay=1e-4)
-        ),
-    }[name]()
-
-
-def _jgd_opt(name: str):
-    import jgd
-
-    return _build_opt(jgd, name)
-
-
-def _optax_opt(name: str):
-    import optax
-
-    return _build_opt(optax, name)
-
-
-def _torch_opt(name: str, params: list, mode: str):
-    """(optimizer, clip or None) for torch; ``mode`` is "foreach" or "fused".
-    Raises ``_Unsupported`` where torch has no such implementation."""
-    import torch
-
-    kw = {mode: True}
-    o = torch.optim
-    if name == "rmsprop" and mode == "fused":
-        raise _Unsupported("torch.optim.RMSprop has no fused implementation")
-    make = {
-        "sgd": lambda: o.SGD(params, lr=LR, **kw),
-        "momentum": lambda: o.SGD(params, lr=LR, momentum=0.9, **kw),
-        "adam": lambda: o.Adam(params, lr=LR, **kw),
-        "adamw": lambda: o.AdamW(params, lr=LR, weight_decay=1e-4, **kw),
-        "rmsprop": lambda: o.RMSprop(params, lr=LR, alpha=0.9, eps=1e-8, **kw),
-        "adagrad": lambda: o.Adagrad(
-            params, lr=LR, initial_accumulator_value=0.1, eps=1e-7, **kw
-        ),
-        "clip+adamw": lambda: o.AdamW(params, lr=LR, weight_decay=1e-4, **kw),
-    }
-    clip = None
-    if name == "clip+adamw":
-
-        def clip():
-            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-
-    return make[name](), clip
-
-
+# Minimal bytes one optimizer step moves per float32 parameter (reads +
+# writes, 4 bytes each): momentum reads p, g, its trace and writes p and the
+# trace; Adam reads p, g, m, v and writes p, m, v. Global-norm clipping must
+# read g once more to form the norm before the update pass can start.
+BYTES_PER_PARAM = {"adam": 28, "momentum": 20, "clip+adamw": 32}
+# Floats per parameter an optimizer step touches (its working set): the limit
+# kernels run over a buffer of this many floats per parameter.
+WORKING_SET = {"adam": 4, "momentum": 3, "clip+adamw": 4}
 OPTIMIZERS = tuple(BYTES_PER_PARAM)
 
 
-class _Unsupported(Exception):
-    """This variant cannot run this cell (recorded as skipped, with the reason)."""
+def build_optimizer(lib: Any, name: str) -> Any:
+    """The benchmark's optimizer ``name`` from ``lib``, the ``jgd`` or the
+    ``optax`` module: the two share names and arguments, so one recipe
+    builds both."""
+    recipes: dict[str, Callable[[], Any]] = {
+        "adam": lambda: lib.adam(LR),
+        "momentum": lambda: lib.sgd(LR, momentum=0.9),
+        "clip+adamw": lambda: lib.chain(
+            lib.clip_by_global_norm(1.0), lib.adamw(LR, weight_decay=1e-4)
+        ),
+    }
+    return recipes[name]()
 
 
 # --------------------------------------------------------------------------
 # Variants and presets.
 # --------------------------------------------------------------------------
 
-VARIANTS = ("jgd", "jgd-flat", "jgd-step", "optax", "torch-foreach", "torch-fused")
+# The first is the reference every ratio is taken against.
+VARIANTS = ("optax", "jgd", "jgd-step", "jgd-step-nokernels")
+REFERENCE = "optax"
 
-
-def _skip_rule(limits: dict[str, tuple[int, int, tuple[str, ...] | None]]):
-    """``limits[variant] = (max_leaves, over, optimizers)``: the variant is
-    skipped on workloads with more than ``max_leaves`` leaves, and on those
-    with more than ``over`` leaves runs only ``optimizers`` (None: all).
-
-    Why presets need it: per-leaf jax programs (jgd's and optax's bare
-    ``update``) compile in time that grows faster than linearly with the leaf
-    count (XLA:CPU emits kernels per leaf; see the compile sweep), make_step
-    packs a 10000-leaf gradient with one concatenate that XLA:CPU compiles in
-    tens of seconds, and torch steps over 10000 leaves are slow."""
-
-    def skip(workload, n_leaves, opt_name, variant):
-        if variant not in limits:
-            return None
-        max_leaves, over, optimizers = limits[variant]
-        if n_leaves > max_leaves:
-            return (
-                f"this preset runs {variant} on at most {max_leaves} leaves "
-                "(compile time; see the compile sweep and benchmarks/README.md)"
-            )
-        if n_leaves > over and optimizers is not None and opt_name not in optimizers:
-            return (
-                f"this preset runs {variant} on more than {over} leaves only for "
-                + ", ".join(optimizers)
-            )
-        return None
-
-    return skip
-
-
-_HEAVY = ("adam", "clip+adamw")
-
+_ALL = OPTIMIZERS
 PRESETS: dict[str, dict[str, Any]] = {
+    # The harness's own tests: seconds.
     "tiny": {
-        "workloads": ("leaf-4k", "transformer-tiny", "30x100"),
-        "optimizers": ("sgd", "adam", "clip+adamw"),
-        "rounds": 7,
-        "min_round_s": 0.002,
-        "max_k": 50,
-        "limits": {},
-        "compile_sweep": (3, 30),
+        "cells": {"mlp-tiny": _ALL, "gpt-tiny": ("adam",), "cnn-tiny": ("adam",),
+                  "resmlp-tiny": ("adam",)},
+        "rounds": 7, "min_round_s": 0.002, "max_k": 50,
     },
+    # A smoke run of every model family with Adam: a few minutes.
     "quick": {
-        "workloads": ("leaf-1M", "leaf-10M", "transformer", "1000x1000"),
-        "optimizers": ("adam", "clip+adamw"),
-        "rounds": 7,
-        "min_round_s": 0.02,
-        "max_k": 1000,
-        "limits": {"jgd": (1000, 100, ("adam",)), "optax": (1000, 100, ("adam",))},
-        "compile_sweep": (),
+        "cells": {"mlp-2M": ("adam",), "mlp-20M": ("adam",), "gpt": ("adam",),
+                  "cnn": ("adam",), "resmlp-25": ("adam",)},
+        "rounds": 7, "min_round_s": 0.05, "max_k": 200,
     },
+    # What the goals are judged on. resmlp-100 runs Adam only: XLA:CPU takes
+    # about a minute to compile each of its steps (benchmarks/README.md).
     "full": {
-        "workloads": (
-            "leaf-1M", "leaf-10M", "leaf-50M", "transformer", "1000x1000", "10000x100"
-        ),
-        "optimizers": OPTIMIZERS,
-        "rounds": 9,
-        "min_round_s": 0.05,
-        "max_k": 2000,
-        "limits": {
-            "jgd": (1000, 1000, None),
-            "optax": (1000, 1000, None),
-            "jgd-step": (10000, 1000, _HEAVY),
-            "torch-foreach": (10000, 1000, _HEAVY),
-            "torch-fused": (10000, 1000, _HEAVY),
-        },
-        "compile_sweep": (10, 100, 300, 1000, 2000),
+        "cells": {"mlp-2M": _ALL, "mlp-20M": _ALL, "gpt": _ALL, "cnn": _ALL,
+                  "resmlp-100": ("adam",)},
+        "rounds": 9, "min_round_s": 0.1, "max_k": 500,
     },
 }  # fmt: skip

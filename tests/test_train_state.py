@@ -282,3 +282,33 @@ def test_fit_hands_back_the_last_good_params_when_stopped():
     for k in seen[2]:
         np.testing.assert_array_equal(err.value.params[k], seen[2][k])
     assert any("last completed epoch" in n for n in err.value.__notes__)
+
+
+def _hand_written_jgd(opt, params, n=3):
+    """The hand-written step closing over ``opt`` (constants)."""
+    loss = _counting_loss()[0]
+
+    @jax.jit
+    def step(p, s, x):
+        u, s = opt.update(jax.grad(loss)(p, x), s, p)
+        return jgd.apply_updates(p, u), s
+
+    s = opt.init(params)
+    for _ in range(n):
+        params, s = step(params, s, X.astype(params["w"].dtype))
+    return params
+
+
+def test_make_step_equals_the_hand_written_step_in_float64(x64):
+    """KNOWN_DIFFERENCES['traced float32 hyperparameters']: the optimizer is
+    an argument of make_step, so in float32 its 1 - b2 carries float32
+    rounding; in float64 nothing else differs."""
+    opt = jgd.adamw(1e-2, b2=0.999, weight_decay=0.1)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), _params())
+    state = T.init(params, opt)
+    step = T.make_step(_counting_loss()[0])
+    for _ in range(3):
+        state, _ = step(state, X.astype(jnp.float64))
+    expected = _hand_written_jgd(opt, params)
+    for k in expected:
+        np.testing.assert_allclose(state.params[k], expected[k], rtol=1e-12, err_msg=k)

@@ -60,7 +60,7 @@ def _train(opt, *, kernel: bool, steps: int, dtype=jnp.float32):
     params, loss, x = _problem(dtype)
     with contextlib.nullcontext() if kernel else kernels.disabled():
         state = jgd.train.init(params, opt)
-        step = jgd.train.make_step(loss)
+        step = jgd.train.make_step(loss, grad_norm=True)
         text = step.lower(state, x).as_text()
         history = []
         for _ in range(steps):
@@ -133,12 +133,12 @@ def test_kernel_matches_xla_step_by_step(name):
     params, loss, x = _problem()
     state = jgd.train.init(params, opt)
     copy = lambda s: jax.tree.map(jnp.copy, s)
-    ours = jgd.train.make_step(loss).lower(state, x)
+    ours = jgd.train.make_step(loss, grad_norm=True).lower(state, x)
     assert ours.as_text().count(TARGET) == len(state.layout.buckets)
     assert (kernels.NORM_TARGET in ours.as_text()) == name.startswith("clip")
     ours = ours.compile()
     with kernels.disabled():
-        xla = jgd.train.make_step(loss).lower(state, x)
+        xla = jgd.train.make_step(loss, grad_norm=True).lower(state, x)
         assert TARGET not in xla.as_text()
         xla = xla.compile()
     for t in range(5):
@@ -280,7 +280,7 @@ def test_kernel_two_threads_and_tails_bit_for_bit(clip):
         with ctx:
             # One bucket, as the kernel's own layout would be (not resident).
             state = jgd.train.init(params, opt, pack_below=1 << 30)
-            step = jgd.train.make_step(loss).lower(state, target)
+            step = jgd.train.make_step(loss, grad_norm=True).lower(state, target)
             runs.append((TARGET in step.as_text(), step.compile(), state))
     (on, k_step, k_state), (off, x_step, x_state) = runs
     assert on and not off
@@ -352,7 +352,7 @@ def test_make_step_packs_with_the_kernel():
     for ctx in (contextlib.nullcontext(), kernels.disabled()):
         with ctx:
             state = jgd.train.init(params, opt)
-            step = jgd.train.make_step(loss).lower(state, jnp.float32(1.0))
+            step = jgd.train.make_step(loss, grad_norm=True).lower(state, jnp.float32(1.0))
             texts.append(step.as_text())
             step = step.compile()
             for _ in range(3):
@@ -368,7 +368,7 @@ def test_leaf_by_leaf_state_keeps_xlas_loops():
     params, loss, x = _problem()
     opt = jgd.adam(1e-2)
     state = jgd.train.init(params, opt, flat=False)
-    text = jgd.train.make_step(loss).lower(state, x).as_text()
+    text = jgd.train.make_step(loss, grad_norm=True).lower(state, x).as_text()
     assert TARGET not in text and kernels.PACK_TARGET not in text
 
 
@@ -391,7 +391,7 @@ def test_offsets_travel_as_one_array():
             state = jgd.train.init(params, opt)
             offsets = state.layout.offsets()
             n_args.append(len(jax.tree.leaves(offsets)))
-            lowered = jgd.train.make_step(loss).lower(state, jnp.float32(1.0))
+            lowered = jgd.train.make_step(loss, grad_norm=True).lower(state, jnp.float32(1.0))
             texts.append(lowered.as_text())
             step = lowered.compile()
             for _ in range(3):

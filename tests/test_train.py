@@ -79,7 +79,7 @@ def assert_close_by_dtype(actual, expected, where="", f32_rtol=2e-6):
 
 def run_steps(params, opt, flat, targets):
     state = T.init(params, opt, flat=flat)
-    step = T.make_step(tree_loss)
+    step = T.make_step(tree_loss, grad_norm=True)
     metrics = []
     for t in targets:
         state, m = step(state, jnp.float32(t))
@@ -265,7 +265,7 @@ def test_empty_params_with_a_masked_optimizer():
     opt = jgd.adamw(0.1, mask=decay_matrices)
     state = T.init({}, opt)
     assert state.layout.buckets == () and state.layout.masks == 1
-    state, m = T.make_step(lambda p, x: jnp.sum(x))(state, jnp.ones(2))
+    state, m = T.make_step(lambda p, x: jnp.sum(x), grad_norm=True)(state, jnp.ones(2))
     assert state.params == {} and int(state.step) == 1
     np.testing.assert_array_equal(m["grad_norm"], 0.0)
 
@@ -348,12 +348,15 @@ def test_step_metrics_hold_loss_gradient_norm_and_aux():
 
     opt = jgd.gd(0.0)  # no movement: the metrics are those of the initial params
     state = T.init(jnp.array([1.0, 2.0]), opt)
-    step = T.make_step(loss, has_aux=True)
-    _, m = step(state, jnp.array([3.0, 1.0]))
+    step = T.make_step(loss, has_aux=True, grad_norm=True)
+    state, m = step(state, jnp.array([3.0, 1.0]))
     # err = [2, 1]; loss = 5; grad = 2 * err * x = [12, 2].
     np.testing.assert_allclose(m["loss"], 5.0)
     np.testing.assert_allclose(m["grad_norm"], np.sqrt(12.0**2 + 2.0**2), rtol=1e-6)
     np.testing.assert_allclose(m["aux"]["max_err"], 2.0)
+    # Without asking, no norm: it costs a read of the gradient.
+    _, m = T.make_step(loss, has_aux=True)(state, jnp.array([3.0, 1.0]))
+    assert sorted(m) == ["aux", "loss"]
 
 
 def test_step_rejects_a_loss_that_is_not_a_scalar():

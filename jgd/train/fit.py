@@ -271,7 +271,7 @@ def fit(
     offsets = state.layout.offsets()
 
     def make():
-        step = step_fn(loss_fn, False, name)
+        step = step_fn(loss_fn, False, name, grad_norm=True)
         return _epoch_fn(step, n, batch_size, drop_last)[0]
 
     sizes = _epoch_fn(None, n, batch_size, drop_last)[1]

@@ -228,9 +228,12 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     return loss, aux
 
 
-def update_and_apply(tx: Any, grads: Any, opt_state: Any, params: Any, layout: Any):
+def update_and_apply(
+    tx: Any, grads: Any, opt_state: Any, params: Any, layout: Any, norm: bool
+):
     """``tx.update`` then ``apply_updates`` on the stored form: ``(new_params,
-    new_opt_state, grad_norm)``, with the gradient's global l2 norm.
+    new_opt_state, grad_norm)``, with the gradient's global l2 norm if
+    ``norm`` (else None; the fused kernel gives it for free).
 
     With packed buckets on one CPU device, Adam and AdamW (alone or after
     ``clip_by_global_norm``) run as one fused loop (``jgd.kernels``) that
@@ -250,10 +253,11 @@ def update_and_apply(tx: Any, grads: Any, opt_state: Any, params: Any, layout: A
             }
             grads = {k: g.astype(params[k].dtype) for k, g in grads.items()}
     updates, opt_state = tx.update(grads, opt_state, params)
-    return apply_updates(params, updates), opt_state, tree.global_norm(grads)
+    grad_norm = tree.global_norm(grads) if norm else None
+    return apply_updates(params, updates), opt_state, grad_norm
 
 
-def step_fn(loss_fn: Callable, has_aux: bool, name: str) -> Callable:
+def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Callable:
     """The step as a pure function ``(state, opt, batch, offsets) -> (state,
     metrics)`` of a state without its optimizer (``make_step`` compiles it,
     ``fit`` scans it)."""
@@ -266,18 +270,21 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str) -> Callable:
             return _loss_and_aux(name, loss_fn(p, batch), has_aux)
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        new_params, opt_state, grad_norm = update_and_apply(
+        new_params, opt_state, norm = update_and_apply(
             layout.optimizer(opt),
             layout.gather(grads),
             state.stored_opt_state,
             state.stored_params,
             layout,
+            grad_norm,
         )
         new_params, opt_state = layout.pin((new_params, opt_state))
         new = TrainState(
             new_params, opt_state, tree.safe_increment(state.step), None, layout
         )
-        metrics = {"loss": loss, "grad_norm": grad_norm}
+        metrics = {"loss": loss}
+        if grad_norm:
+            metrics["grad_norm"] = norm
         if has_aux:
             metrics["aux"] = aux
         return new, metrics
@@ -286,7 +293,11 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str) -> Callable:
 
 
 def make_step(
-    loss_fn: Callable, *args: Any, has_aux: bool = False, donate: bool = True
+    loss_fn: Callable,
+    *args: Any,
+    has_aux: bool = False,
+    grad_norm: bool = False,
+    donate: bool = True,
 ) -> Callable:
     """A compiled training step ``(state, batch) -> (state, metrics)``.
 
@@ -305,6 +316,10 @@ def make_step(
             with ``has_aux``); ``params`` is the user's pytree, ``batch``
             whatever the step is given.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; aux goes into metrics.
+        grad_norm: also return the gradient's global l2 norm. It costs one
+            more read of the gradient (on CPU, XLA's reduction loops make that
+            about a tenth of a 20M-param MLP's step), unless the optimizer
+            computes it anyway (``clip_by_global_norm``, the fused Adam).
         donate: the step donates the old state's buffers (default), so its
             params and optimizer state are updated in place; use only the
             returned state. A state passed again raises a ValueError. If the
@@ -314,8 +329,8 @@ def make_step(
 
     Returns:
         The jitted step (``step.lower(state, batch).compile()`` compiles it
-        ahead of time). ``metrics`` holds ``loss``, ``grad_norm`` (the global
-        l2 norm of the gradients) and ``aux`` when ``has_aux``.
+        ahead of time). ``metrics`` holds ``loss``, and ``grad_norm`` and
+        ``aux`` when asked for.
 
     Raises:
         ValueError: (on the first call) the loss is not a scalar; a donated
@@ -337,7 +352,7 @@ def make_step(
             "jgd.train.make_step: the optimizer travels in the state; build it "
             "with jgd.train.init(params, opt) and call make_step(loss_fn)."
         )
-    return _Step(step_fn(loss_fn, has_aux, "jgd.train.make_step"), donate)
+    return _Step(step_fn(loss_fn, has_aux, "jgd.train.make_step", grad_norm), donate)
 
 
 class _Step:

@@ -127,7 +127,6 @@ def main() -> None:
         "command": "python benchmarks/layout_threshold.py",
         "jax": jax.__version__,
         "machine": platform.processor() or platform.machine(),
-        "kernels": jgd.kernels.status(),
         "pack_below": T.PACK_BELOW,
         "rows": rows,
     }

@@ -5,7 +5,7 @@ Holds: ``zeros_like``/``full_like`` (state initialisation), ``cast``,
 ``safe_increment`` (the saturating int32 step counter), ``promote`` (explicit
 dtype promotion, so the math passes under strict promotion), ``coef`` (a scalar
 hyperparameter as a leaf's dtype), ``correction`` and ``bias_correction``
-(Adam's ``1 - decay**t``, shared with ``jgd.kernels``), and ``global_norm``.
+(Adam's ``1 - decay**t``), and ``global_norm``.
 """
 
 from __future__ import annotations

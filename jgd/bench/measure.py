@@ -49,8 +49,6 @@ METHODS = {
     "jgd": "the same hand-written step with the jgd optimizer and jgd.apply_updates",
     "jgd-step": "jgd.train.make_step(loss) on jgd.train.init(params, opt), "
     "step.lower(state, batch).compile(); metrics hold loss and grad_norm",
-    "jgd-step-nokernels": "jgd-step traced, compiled and run inside "
-    "jgd.kernels.disabled()",
     "speedup_vs_optax": "optax step_s / this variant's step_s, same cell and run "
     "(> 1: faster than the hand-written optax step)",
     "compile_s": "lower_plus_compile_s: .lower(...) (tracing) plus .compile(), "
@@ -185,16 +183,6 @@ def add_ratios(row: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------
 # The machine.
 # --------------------------------------------------------------------------
-
-
-def _kernels_status() -> str:
-    """jgd.kernels.status() after trying to load the kernels."""
-    try:
-        kernels = importlib.import_module("jgd.kernels")
-        kernels.available()
-        return kernels.status()
-    except ImportError as e:
-        return f"off: jgd.kernels not importable ({e})"
 
 
 def _versions() -> dict[str, str | None]:
@@ -355,7 +343,6 @@ def run(
         "preset": preset,
         "started": _dt.datetime.fromtimestamp(started, _dt.UTC).isoformat(),
         "versions": _versions(),
-        "jgd_kernels": _kernels_status(),
         "device": _device(),
         "environment": _environment(),
         "settings": settings
@@ -374,7 +361,7 @@ def run(
     log(
         f"jgd bench --preset {preset}: {out['device']['cpu']} "
         f"({out['device']['cpus_usable']} usable cores), jax {jax.__version__}, "
-        f"optax {out['versions']['optax']}, jgd.kernels {out['jgd_kernels']}"
+        f"optax {out['versions']['optax']}"
     )
     for w, opts in cells.items():
         model = WORKLOADS[w]

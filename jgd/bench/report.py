@@ -120,7 +120,7 @@ def format_markdown(out: dict[str, Any]) -> str:
     ]
     lines = [
         f"`{out.get('command')}`: {d['cpu']}, {d['cpus_usable']} cores, "
-        f"jax {v['jax']}, optax {v['optax']}, jgd.kernels {out.get('jgd_kernels')}, "
+        f"jax {v['jax']}, optax {v['optax']}, "
         f"{out['duration_s'] / 60:.1f} min; load average " + " and ".join(loads) + ".",
         "",
         (

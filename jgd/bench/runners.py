@@ -8,9 +8,7 @@ Every variant trains the same model from the same params on the same batch:
   donated;
 - ``jgd``: that same step with jgd's optimizer and ``jgd.apply_updates``;
 - ``jgd-step``: ``jgd.train.make_step(loss)`` on ``jgd.train.init(params,
-  opt)``;
-- ``jgd-step-nokernels``: the same, traced, compiled and run inside
-  ``jgd.kernels.disabled()`` (XLA's loops instead of the C++ kernels).
+  opt)``.
 
 Only jgd's public API is used. ``build(variant, ...)`` makes a runner;
 ``runner.run(k)`` takes ``k`` steps and blocks until they are done.
@@ -138,39 +136,32 @@ class HandWritten(Runner):
 
 
 class MakeStep(Runner):
-    """``jgd.train.make_step(loss)`` on ``jgd.train.init(params, opt)``;
-    with ``kernels=False``, traced, compiled and called inside
-    ``jgd.kernels.disabled()`` (a state's offsets take another form without
-    the kernels, so the calls stay inside too)."""
+    """``jgd.train.make_step(loss)`` on ``jgd.train.init(params, opt)``."""
 
-    def __init__(self, model: Model, opt_name: str, params_np, batch, *, kernels: bool):
+    def __init__(self, model: Model, opt_name: str, params_np, batch):
         import jax
         import jax.numpy as jnp
 
         import jgd
-        import jgd.kernels
         import jgd.train
 
-        self.context = contextlib.nullcontext if kernels else jgd.kernels.disabled
-        with self.context():
-            params = jax.tree.map(jnp.asarray, params_np)
-            state = jgd.train.init(params, build_optimizer(jgd, opt_name))
-            del params
-            self.state_bytes = _tree_bytes(state)
-            try:
-                step = jgd.train.make_step(model.loss)
-            except TypeError as e:
-                raise Failed(f"jgd.train.make_step(loss_fn) raised: {e}") from None
-            self.fn = self._aot(step, state, batch)
+        params = jax.tree.map(jnp.asarray, params_np)
+        state = jgd.train.init(params, build_optimizer(jgd, opt_name))
+        del params
+        self.state_bytes = _tree_bytes(state)
+        try:
+            step = jgd.train.make_step(model.loss)
+        except TypeError as e:
+            raise Failed(f"jgd.train.make_step(loss_fn) raised: {e}") from None
+        self.fn = self._aot(step, state, batch)
         self.state, self.batch = state, batch
 
     def run(self, k: int) -> None:
         import jax
 
         s = self.state
-        with self.context():
-            for _ in range(k):
-                s, metrics = self.fn(s, self.batch)
+        for _ in range(k):
+            s, metrics = self.fn(s, self.batch)
         jax.block_until_ready((s, metrics))
         self.state = s
         self._note_loss(metrics["loss"])
@@ -180,9 +171,8 @@ def build(variant: str, model: Model, opt_name: str, params_np: Any, batch: Any)
     """The runner of ``variant`` for one model and optimizer, compiled."""
     if variant in ("optax", "jgd"):
         return HandWritten(variant, model, opt_name, params_np, batch)
-    if variant in ("jgd-step", "jgd-step-nokernels"):
-        kernels = variant == "jgd-step"
-        return MakeStep(model, opt_name, params_np, batch, kernels=kernels)
+    if variant == "jgd-step":
+        return MakeStep(model, opt_name, params_np, batch)
     raise ValueError(f"jgd bench: unknown variant {variant!r}")
 
 

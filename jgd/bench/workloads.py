@@ -88,7 +88,7 @@ def build_optimizer(lib: Any, name: str) -> Any:
 # --------------------------------------------------------------------------
 
 # The first is the reference every ratio is taken against.
-VARIANTS = ("optax", "jgd", "jgd-step", "jgd-step-nokernels")
+VARIANTS = ("optax", "jgd", "jgd-step")
 REFERENCE = "optax"
 
 _ALL = OPTIMIZERS

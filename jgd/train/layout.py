@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from jgd import kernels
 from jgd.base import Chain, Static, Transform, is_transform
 from jgd.optimizers import Optimizer
 from jgd.transforms import AddDecayedWeights
@@ -232,17 +231,13 @@ class Layout(_Storage):
         """The user's pytree: resident leaves as they are, packed ones sliced
         out of their bucket and reshaped.
 
-        Inside a compiled program pass ``offsets()`` as an argument of that
+        Inside a compiled program pass ``offsets()`` as arguments of that
         program: a leaf is then cut at a runtime offset, so XLA compiles one
         kernel per distinct leaf computation rather than one per leaf (each
-        constant slice makes a unique kernel). ``offsets`` is one int32 array
-        (``jgd.kernels.unstack`` hands out a scalar per packed leaf) or a
-        sequence of int32 scalars; None uses constants.
+        constant slice makes a unique kernel). None uses constants.
         """
         if offsets is None:
             offsets = [s.offset for s in self._packed]
-        elif not isinstance(offsets, (tuple, list)):
-            offsets = kernels.unstack(offsets)
         it = iter(offsets)
         leaves = []
         for s in self.slots:
@@ -257,13 +252,10 @@ class Layout(_Storage):
 
     view = unpack
 
-    def offsets(self) -> Any:
-        """The packed leaves' offsets, as a compiled step takes them (cached
-        per layout): one int32 array where ``jgd.kernels`` can hand them out,
-        else a tuple of int32 scalars; () when nothing is packed."""
-        if not self._packed:
-            return ()
-        return _offsets(self, not self.shardings and kernels.ready())
+    def offsets(self) -> tuple[jax.Array, ...]:
+        """The packed leaves' offsets as a compiled step takes them: one int32
+        scalar each (cached per layout)."""
+        return _offsets(self)
 
     def optimizer(self, opt: Any) -> Any:
         """``opt`` acting on the stored dict: each weight-decay mask over the
@@ -292,9 +284,6 @@ class Layout(_Storage):
         shardings = dict(self.shardings)
         return {k: fn(v, shardings.get(k)) for k, v in x.items()}
 
-    def is_buffers(self, x: Any) -> bool:  # the name tests and kernels know
-        return self.is_stored(x)
-
 
 _MASKS_CHANGED = (
     "jgd.train.make_step: the state's optimizer has a different number of "
@@ -304,11 +293,8 @@ _MASKS_CHANGED = (
 
 
 @functools.lru_cache(maxsize=64)
-def _offsets(layout: Layout, as_array: bool) -> Any:
-    offs = [s.offset for s in layout.slots if s.packed]
-    if as_array:
-        return jnp.asarray(offs, jnp.int32)
-    return tuple(jnp.asarray(o, jnp.int32) for o in offs)
+def _offsets(layout: Layout) -> tuple[jax.Array, ...]:
+    return tuple(jnp.asarray(s.offset, jnp.int32) for s in layout.slots if s.packed)
 
 
 _unpack_jit = jax.jit(Layout.unpack, static_argnums=0)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import kernels, tree
+from jgd import tree
 from jgd.base import (
     Static,
     Transform,
@@ -195,6 +195,12 @@ def check_opt(name: str, state: TrainState) -> None:
         )
 
 
+def _to_device(x: Any) -> Any:
+    """A Python float or int hyperparameter as the weakly typed array jit
+    would make of it (the same compiled program), made once."""
+    return jnp.asarray(x) if type(x) in (float, int) else x
+
+
 def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     if has_aux:
         if not (isinstance(out, tuple) and len(out) == 2):
@@ -233,25 +239,13 @@ def update_and_apply(
 ):
     """``tx.update`` then ``apply_updates`` on the stored form: ``(new_params,
     new_opt_state, grad_norm)``, with the gradient's global l2 norm if
-    ``norm`` (else None; the fused kernel gives it for free).
-
-    With packed buckets on one CPU device, Adam and AdamW (alone or after
-    ``clip_by_global_norm``) run as one fused loop (``jgd.kernels``) that
-    reads the gradient's leaves where they are; otherwise the leaves are
-    packed into their buckets first (``jgd.kernels.pack``, or a
-    concatenate)."""
+    ``norm`` (else None). A packed layout's gradient comes as each bucket's
+    leaves, concatenated here."""
     if isinstance(layout, Layout):
-        if not layout.shardings:
-            fused = kernels.fused_update(tx, grads, opt_state, params)
-            if fused is not None:
-                return fused
-            grads = kernels.pack(grads, params)
-        else:  # the kernels know no shardings
-            grads = {
-                k: jnp.concatenate(xs) if len(xs) > 1 else xs[0]
-                for k, xs in grads.items()
-            }
-            grads = {k: g.astype(params[k].dtype) for k, g in grads.items()}
+        grads = {
+            k: (jnp.concatenate(xs) if len(xs) > 1 else xs[0]).astype(params[k].dtype)
+            for k, xs in grads.items()
+        }
     updates, opt_state = tx.update(grads, opt_state, params)
     grad_norm = tree.global_norm(grads) if norm else None
     return apply_updates(params, updates), opt_state, grad_norm
@@ -373,16 +367,18 @@ class _Step:
                 f"jgd.train.init); got {type(state).__name__}."
             )
         _check_alive(self.name, state)
-        if (
-            self._fits is None
-            or self._fits[0] is not state.opt
-            or (self._fits[1] != state.layout)
-        ):
+        fits = self._fits
+        if fits is None or fits[0] is not state.opt or fits[1] != state.layout:
             check_opt(self.name, state)
-            self._fits = (state.opt, state.layout)
+            # Python numbers would be copied to the device on every call.
+            on_device = jax.tree.map(_to_device, state.opt)
+            self._fits = fits = (state.opt, state.layout, on_device)
         if offsets is None:
             offsets = state.layout.offsets()
-        return state.replace(opt=None), state.opt, batch, offsets
+        carry = TrainState(
+            state.stored_params, state.stored_opt_state, state.step, None, state.layout
+        )
+        return carry, fits[2], batch, offsets
 
     def __call__(self, state: TrainState, batch: Any):
         args = self._args(state, batch)

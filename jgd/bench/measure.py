@@ -46,9 +46,11 @@ METHODS = {
     "step_s is the median over rounds of elapsed/k",
     "optax": "jit(value_and_grad(loss) + optax update + optax.apply_updates), "
     "params and state donated, returning the loss",
+    "optax-again": "the optax step built and compiled a second time: its "
+    "speedup_vs_optax is the run-to-run spread of the cell (an A/A comparison)",
     "jgd": "the same hand-written step with the jgd optimizer and jgd.apply_updates",
     "jgd-step": "jgd.train.make_step(loss) on jgd.train.init(params, opt), "
-    "step.lower(state, batch).compile(); metrics hold loss and grad_norm",
+    "step.lower(state, batch).compile(); metrics hold the loss",
     "speedup_vs_optax": "optax step_s / this variant's step_s, same cell and run "
     "(> 1: faster than the hand-written optax step)",
     "compile_s": "lower_plus_compile_s: .lower(...) (tracing) plus .compile(), "

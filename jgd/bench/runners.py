@@ -169,8 +169,9 @@ class MakeStep(Runner):
 
 def build(variant: str, model: Model, opt_name: str, params_np: Any, batch: Any):
     """The runner of ``variant`` for one model and optimizer, compiled."""
-    if variant in ("optax", "jgd"):
-        return HandWritten(variant, model, opt_name, params_np, batch)
+    if variant in ("optax", "optax-again", "jgd"):
+        lib = "jgd" if variant == "jgd" else "optax"
+        return HandWritten(lib, model, opt_name, params_np, batch)
     if variant == "jgd-step":
         return MakeStep(model, opt_name, params_np, batch)
     raise ValueError(f"jgd bench: unknown variant {variant!r}")

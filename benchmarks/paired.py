@@ -1,0 +1,111 @@
+"""One cell of ``jgd bench``, rerun with a ceiling: how fast could any optimizer make it?
+
+Times, interleaved (15 rounds of 10 steps, median), on one of ``jgd bench``'s
+real models: the hand-written optax step; the same step whose update is a
+no-op scaled gradient (``p - 1e-9 * g``: the forward and backward passes and
+one trivial loop per leaf, a ceiling for any optimizer); and
+``jgd.train.make_step``. Ratios are to the optax step.
+
+    python benchmarks/paired.py resmlp-100 adam     # writes results/paired-resmlp-100-adam.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import jgd
+import jgd.train as T
+from jgd.bench.workloads import LR, WORKLOADS
+
+OPTIMIZERS = {
+    "adam": lambda lib: lib.adam(LR),
+    "momentum": lambda lib: lib.sgd(LR, momentum=0.9),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("workload", choices=sorted(WORKLOADS))
+    ap.add_argument("optimizer", choices=sorted(OPTIMIZERS))
+    ap.add_argument("--rounds", type=int, default=15)
+    args = ap.parse_args()
+    model = WORKLOADS[args.workload]
+    params = jax.tree.map(jnp.asarray, model.init(0))
+    batch = jax.tree.map(jnp.asarray, model.batch(0))
+
+    def hand(no_op: bool):
+        tx = OPTIMIZERS[args.optimizer](optax)
+
+        def step(p, s, b):
+            loss, g = jax.value_and_grad(model.loss)(p, b)
+            if no_op:
+                return jax.tree.map(lambda x, y: x - 1e-9 * y, p, g), s, loss
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s, loss
+
+        p = jax.tree.map(jnp.copy, params)
+        s = tx.init(p)
+        fn = jax.jit(step, donate_argnums=(0, 1)).lower(p, s, batch).compile()
+        box = [p, s]
+
+        def run(k):
+            for _ in range(k):
+                box[0], box[1], _ = fn(box[0], box[1], batch)
+            jax.block_until_ready(box)
+
+        return run
+
+    def make_step():
+        state = T.init(params, OPTIMIZERS[args.optimizer](jgd))
+        fn = T.make_step(model.loss).lower(state, batch).compile()
+        box = [state]
+
+        def run(k):
+            for _ in range(k):
+                box[0], _ = fn(box[0], batch)
+            jax.block_until_ready(box[0].stored_params)
+
+        return run
+
+    runs = {"optax": hand(False), "no-op update": hand(True), "jgd-step": make_step()}
+    for run in runs.values():
+        run(2)
+    times = {n: [] for n in runs}
+    for _ in range(args.rounds):
+        for n, run in runs.items():
+            t0 = time.perf_counter()
+            run(10)
+            times[n].append((time.perf_counter() - t0) / 10)
+    med = {n: float(np.median(v)) for n, v in times.items()}
+    rows = {
+        n: {"step_s": med[n], "speedup_vs_optax": med["optax"] / med[n]} for n in runs
+    }
+    for n, r in rows.items():
+        print(f"{n:14s} {r['step_s'] * 1e3:8.2f} ms  {r['speedup_vs_optax']:.2f}x")
+    out = (
+        Path(__file__).parent
+        / "results"
+        / f"paired-{args.workload}-{args.optimizer}.json"
+    )
+    record = {
+        "command": f"python benchmarks/paired.py {args.workload} {args.optimizer}",
+        "jax": jax.__version__,
+        "rows": rows,
+        "rounds_s": times,
+    }
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -312,3 +312,17 @@ def test_make_step_equals_the_hand_written_step_in_float64(x64):
     expected = _hand_written_jgd(opt, params)
     for k in expected:
         np.testing.assert_allclose(state.params[k], expected[k], rtol=1e-12, err_msg=k)
+
+
+def test_make_step_vmaps_over_learning_rates_and_differentiates_in_them():
+    state = T.init({"w": jnp.ones(3)}, jgd.sgd(0.1))
+    step = T.make_step(lambda p, x: jnp.sum((p["w"] - x) ** 2), donate=False)
+
+    def trained(lr):
+        return step(state.replace(opt=state.opt.replace(learning_rate=lr)), 0.0)[0]
+
+    # One step of w - lr * 2w from w = 1.
+    out = jax.vmap(lambda lr: trained(lr).params["w"])(jnp.array([0.1, 0.2, 0.3]))
+    np.testing.assert_allclose(out, [[0.8] * 3, [0.6] * 3, [0.4] * 3], rtol=1e-6)
+    slope = jax.grad(lambda lr: jnp.sum(trained(lr).params["w"]))(0.1)
+    np.testing.assert_allclose(slope, -6.0, rtol=1e-6)

@@ -163,13 +163,17 @@ def _check_alive(name: str, state: TrainState) -> None:
     """Refuse a state whose buffers a donating step has consumed (reusing
     them crashes XLA on some backends, and says nothing useful on others)."""
     for x in jax.tree.leaves((state.stored_params, state.stored_opt_state)):
-        if isinstance(x, jax.Array) and x.is_deleted():
+        if isinstance(x, jax.Array) and not _traced(x) and x.is_deleted():
             raise ValueError(
                 f"{name}: this TrainState was donated to a step, which consumed "
                 "its buffers. Use the state that step returned "
                 "(state, metrics = step(state, batch)), or make_step(..., "
                 "donate=False) to keep old states."
             )
+
+
+def _traced(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
 
 
 def check_opt(name: str, state: TrainState) -> None:

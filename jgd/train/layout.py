@@ -129,7 +129,8 @@ class PerLeaf(_Storage):
     def view(self, stored: Any, offsets: Any = ()) -> Any:
         return stored
 
-    def gather(self, grads: Any) -> Any:
+    def gather(self, grads: Any, like: Any) -> Any:
+        """The gradient tree in the stored form: as it is."""
         return grads
 
     def optimizer(self, opt: Any) -> Any:
@@ -223,9 +224,13 @@ class Layout(_Storage):
 
     store = pack
 
-    def gather(self, grads: Any) -> dict[str, list[jax.Array]]:
-        """The gradient tree as ``group``'s lists (packed by the step)."""
-        return self.group(jax.tree.leaves(grads))
+    def gather(self, grads: Any, like: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """The gradient tree in the stored form, each bucket's leaves
+        concatenated in the dtype of ``like`` (the stored params)."""
+        return {
+            k: (jnp.concatenate(xs) if len(xs) > 1 else xs[0]).astype(like[k].dtype)
+            for k, xs in self.group(jax.tree.leaves(grads)).items()
+        }
 
     def unpack(self, buffers: dict[str, jax.Array], offsets: Any = None) -> Any:
         """The user's pytree: resident leaves as they are, packed ones sliced

@@ -238,23 +238,6 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     return loss, aux
 
 
-def update_and_apply(
-    tx: Any, grads: Any, opt_state: Any, params: Any, layout: Any, norm: bool
-):
-    """``tx.update`` then ``apply_updates`` on the stored form: ``(new_params,
-    new_opt_state, grad_norm)``, with the gradient's global l2 norm if
-    ``norm`` (else None). A packed layout's gradient comes as each bucket's
-    leaves, concatenated here."""
-    if isinstance(layout, Layout):
-        grads = {
-            k: (jnp.concatenate(xs) if len(xs) > 1 else xs[0]).astype(params[k].dtype)
-            for k, xs in grads.items()
-        }
-    updates, opt_state = tx.update(grads, opt_state, params)
-    grad_norm = tree.global_norm(grads) if norm else None
-    return apply_updates(params, updates), opt_state, grad_norm
-
-
 def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Callable:
     """The step as a pure function ``(state, opt, batch, offsets) -> (state,
     metrics)`` of a state without its optimizer (``make_step`` compiles it,
@@ -268,21 +251,18 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
             return _loss_and_aux(name, loss_fn(p, batch), has_aux)
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        new_params, opt_state, norm = update_and_apply(
-            layout.optimizer(opt),
-            layout.gather(grads),
-            state.stored_opt_state,
-            state.stored_params,
-            layout,
-            grad_norm,
+        grads = layout.gather(grads, like=state.stored_params)
+        updates, opt_state = layout.optimizer(opt).update(
+            grads, state.stored_opt_state, state.stored_params
         )
+        new_params = apply_updates(state.stored_params, updates)
         new_params, opt_state = layout.pin((new_params, opt_state))
         new = TrainState(
             new_params, opt_state, tree.safe_increment(state.step), None, layout
         )
         metrics = {"loss": loss}
         if grad_norm:
-            metrics["grad_norm"] = norm
+            metrics["grad_norm"] = tree.global_norm(grads)
         if has_aux:
             metrics["aux"] = aux
         return new, metrics

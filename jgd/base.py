@@ -274,8 +274,11 @@ def check_number(
             f"{name}: {arg} must be {kind}; got {value!r} ({type(value).__name__})."
         )
     arr = np.asarray(value)
+    # jnp.issubdtype knows ml_dtypes' bfloat16 (and float8s), np.issubdtype
+    # does not; NumPy compares and tests them for finiteness all the same.
     if not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        jnp.issubdtype(arr.dtype, jnp.floating)
+        or jnp.issubdtype(arr.dtype, jnp.integer)
     ):
         raise TypeError(f"{name}: {arg} must be {kind}; got dtype {arr.dtype}.")
     with np.errstate(invalid="ignore"):

@@ -1,0 +1,51 @@
+"""Points where code written for optax meets jgd values (issue 15): low-precision
+hyperparameters, optax's isinstance-based paths, shared state types, ``None``
+trees, decay 1.0 and the ``learning_rate`` annotation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+from tests.helpers import standard_promotion
+
+LOW = [jnp.bfloat16, jnp.float16]
+
+
+# --------------------------------------------------------------------------
+# 1. Concrete bfloat16 / float16 hyperparameters.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: jnp.dtype(d).name)
+def test_low_precision_learning_rate_and_b1_are_accepted(dtype):
+    lr, b1 = jnp.asarray(1e-3, dtype), jnp.asarray(0.9, dtype)
+    opt = jgd.adam(lr, b1=b1)
+    assert opt.learning_rate is lr and opt.b1 is b1
+    p = {"w": jnp.ones(3, dtype)}
+    u, _ = opt.update(p, opt.init(p), p)
+    assert u["w"].dtype == dtype
+    with standard_promotion():  # optax's own math needs it
+        ref, _ = optax.adam(1e-3, b1=0.9).update(p, optax.adam(1e-3).init(p), p)
+    np.testing.assert_allclose(
+        np.asarray(u["w"], np.float32), np.asarray(ref["w"], np.float32), rtol=1e-2
+    )
+    jgd.sgd(lr)  # a second optimizer, a second check
+    jgd.sgd(lr, momentum=b1)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: jnp.dtype(d).name)
+def test_low_precision_hyperparameters_are_range_checked(dtype):
+    with pytest.raises(ValueError, match=r"jgd\.adam: b1 must be in \[0, 1\); got"):
+        jgd.adam(1e-3, b1=jnp.asarray(1.5, dtype))
+    with pytest.raises(ValueError, match="learning_rate must be finite and >= 0"):
+        jgd.adam(jnp.asarray(-1e-3, dtype))
+    with pytest.raises(ValueError, match="learning_rate must be finite and >= 0"):
+        jgd.adam(jnp.asarray(jnp.inf, dtype))
+    # 0.9999 rounds to 1.0 in both formats: the value given is out of range.
+    with pytest.raises(ValueError, match="b2 must be in"):
+        jgd.adam(1e-3, b2=jnp.asarray(0.9999, dtype))

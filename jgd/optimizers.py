@@ -60,7 +60,7 @@ class Optimizer(Transform):
 
 def _check_momentum(opt: Optimizer) -> None:
     """``momentum`` is ``trace``'s ``decay``: check it under its own name first."""
-    check_number(opt, "momentum", opt.momentum, 0, 1, hi_open=True, none=True)
+    check_number(opt, "momentum", opt.momentum, 0, 1, none=True)
     Optimizer.check(opt)
 
 
@@ -107,7 +107,7 @@ class Sgd(Optimizer):
 
     Args:
         learning_rate: float >= 0 or a schedule.
-        momentum: None (plain SGD) or in [0, 1).
+        momentum: None (plain SGD) or in [0, 1] (1: a running sum, as optax).
         nesterov: Nesterov momentum (static).
         accumulator_dtype: dtype of the momentum buffer (static).
 
@@ -153,7 +153,7 @@ class Rmsprop(Optimizer):
         eps: >= 0, default 1e-8.
         initial_scale: >= 0, default 0.
         eps_in_sqrt, centered, nesterov, bias_correction: static flags.
-        momentum: None or in [0, 1).
+        momentum: None or in [0, 1] (1: a running sum, as optax).
 
     References: Hinton et al., lecture 6e, 2012; Graves, 2013 (centered).
 

@@ -71,14 +71,14 @@ CASES = [
         "jgd.adamw: weight_decay must be finite and >= 0; got -0.1.",
     ),
     (
-        lambda: jgd.sgd(0.1, momentum=1.0),
+        lambda: jgd.sgd(0.1, momentum=1.5),
         ValueError,
-        "jgd.sgd: momentum must be in [0, 1); got 1.0.",
+        "jgd.sgd: momentum must be in [0, 1]; got 1.5.",
     ),
     (
         lambda: jgd.sgd(0.1, momentum=-0.5),
         ValueError,
-        "jgd.sgd: momentum must be in [0, 1); got -0.5.",
+        "jgd.sgd: momentum must be in [0, 1]; got -0.5.",
     ),
     (
         lambda: jgd.rmsprop(0.1, decay=1.2),
@@ -88,7 +88,7 @@ CASES = [
     (
         lambda: jgd.rmsprop(0.1, momentum=2.0),
         ValueError,
-        "jgd.rmsprop: momentum must be in [0, 1); got 2.0.",
+        "jgd.rmsprop: momentum must be in [0, 1]; got 2.0.",
     ),
     (
         lambda: jgd.rmsprop(0.1, initial_scale=-1.0),
@@ -111,9 +111,9 @@ CASES = [
         "jgd.scale_by_adam: b1 must be in [0, 1); got -0.1.",
     ),
     (
-        lambda: jgd.trace(decay=1.0),
+        lambda: jgd.trace(decay=1.01),
         ValueError,
-        "jgd.trace: decay must be in [0, 1); got 1.0.",
+        "jgd.trace: decay must be in [0, 1]; got 1.01.",
     ),
     (
         lambda: jgd.scale_by_rms(eps=-1.0),

@@ -49,3 +49,49 @@ def test_low_precision_hyperparameters_are_range_checked(dtype):
     # 0.9999 rounds to 1.0 in both formats: the value given is out of range.
     with pytest.raises(ValueError, match="b2 must be in"):
         jgd.adam(1e-3, b2=jnp.asarray(0.9999, dtype))
+
+
+# --------------------------------------------------------------------------
+# 5. decay = 1.0: the trace is a running sum, as in optax.
+# --------------------------------------------------------------------------
+
+
+def _run_both(jgd_tx, optax_tx, steps=6):
+    """Run both on the same params and gradients, comparing every step."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 5), "b": jnp.asarray(0.5)}
+    p_j = p_o = params
+    s_j, s_o = jgd_tx.init(params), optax_tx.init(params)
+    for step in range(steps):
+        k = float(step + 1)
+        g = jax.tree.map(lambda x, k=k: jnp.sin(x * k), p_j)
+        u_j, s_j = jgd_tx.update(g, s_j, p_j)
+        with standard_promotion():
+            u_o, s_o = optax_tx.update(g, s_o, p_o)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=0),
+            u_j,
+            u_o,
+        )
+        p_j, p_o = jgd.apply_updates(p_j, u_j), optax.apply_updates(p_o, u_o)
+    return s_j, s_o
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_trace_decay_one_is_a_running_sum_as_optax(nesterov):
+    s_j, s_o = _run_both(
+        jgd.trace(decay=1.0, nesterov=nesterov),
+        optax.trace(decay=1.0, nesterov=nesterov),
+    )
+    np.testing.assert_allclose(s_j.trace["w"], s_o.trace["w"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_one_matches_optax(nesterov):
+    _run_both(
+        jgd.sgd(0.1, momentum=1.0, nesterov=nesterov),
+        optax.sgd(0.1, momentum=1.0, nesterov=nesterov),
+    )
+
+
+def test_rmsprop_momentum_one_matches_optax():
+    _run_both(jgd.rmsprop(0.1, momentum=1.0), optax.rmsprop(0.1, momentum=1.0))

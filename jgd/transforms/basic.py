@@ -151,7 +151,8 @@ class Trace(Transform):
         u     = g + decay * trace          (nesterov=True, with the new trace)
 
     Args:
-        decay: momentum coefficient in [0, 1).
+        decay: momentum coefficient in [0, 1]; 1 makes the trace a running sum
+            of all updates, as optax allows.
         nesterov: use Nesterov's look-ahead form.
         accumulator_dtype: dtype of the trace (default: the params' dtype).
 
@@ -171,7 +172,7 @@ class Trace(Transform):
     _api = "jgd.trace"
 
     def check(self):
-        check_number(self, "decay", self.decay, 0, 1, hi_open=True)
+        check_number(self, "decay", self.decay, 0, 1)
         object.__setattr__(
             self,
             "accumulator_dtype",

@@ -13,6 +13,7 @@ Everyday names are re-exported here; the themed modules stay namespaces:
 from jgd import lab, losses, models, schedules, train, tree
 from jgd.base import (
     EmptyState,
+    ScalarOrSchedule,
     Schedule,
     Static,
     Transform,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AddDecayedWeightsState",
     "EmptyState",
+    "ScalarOrSchedule",
     "ScaleByAdamState",
     "ScaleByRStdDevState",
     "ScaleByRStdDevWithCountState",

@@ -23,7 +23,8 @@ import contextvars
 import dataclasses
 import inspect
 import numbers
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,7 @@ __all__ = [
     "Chain",
     "EmptyState",
     "Identity",
+    "ScalarOrSchedule",
     "Schedule",
     "Static",
     "Transform",
@@ -41,6 +43,15 @@ __all__ = [
     "identity",
     "register",
     "static_field",
+]
+
+
+# What a learning rate may be: the same typing object as optax.ScalarOrSchedule
+# (equal and of equal hash), built without importing optax, so code that reads
+# inspect.signature(opt).parameters["learning_rate"].annotation, as optax's own
+# tests do, sees that jgd's optimizers take schedules.
+ScalarOrSchedule = Union[  # noqa: UP007 (optax's object is a typing.Union)
+    float, jax.Array, Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
 ]
 
 

@@ -11,13 +11,15 @@ chain that ``recipe()`` returns. ``learning_rate`` is a float or a schedule
 everywhere. Its state is exactly the chain's state, so it equals optax's.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: ``learning_rate``'s annotation
+# must stay the ScalarOrSchedule object (not a string) for inspect.signature.
 
 from typing import Any
 
 from jgd.base import (
     Chain,
     Identity,
+    ScalarOrSchedule,
     Transform,
     api_name,
     chain,
@@ -85,7 +87,7 @@ class Gd(Optimizer):
     slot).
     """
 
-    learning_rate: Any
+    learning_rate: ScalarOrSchedule
 
     _api = "jgd.gd"
 
@@ -116,7 +118,7 @@ class Sgd(Optimizer):
     Matches: optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype).
     """
 
-    learning_rate: Any
+    learning_rate: ScalarOrSchedule
     momentum: Any = None
     nesterov: bool = static_field(False)
     accumulator_dtype: Any = static_field(None)
@@ -160,7 +162,7 @@ class Rmsprop(Optimizer):
     Matches: optax.rmsprop(...) with the same arguments.
     """
 
-    learning_rate: Any
+    learning_rate: ScalarOrSchedule
     decay: Any = 0.9
     eps: Any = 1e-8
     initial_scale: Any = 0.0
@@ -211,7 +213,7 @@ class Adagrad(Optimizer):
     Matches: optax.adagrad(learning_rate, initial_accumulator_value, eps).
     """
 
-    learning_rate: Any
+    learning_rate: ScalarOrSchedule
     initial_accumulator_value: Any = 0.1
     eps: Any = 1e-7
 
@@ -253,7 +255,7 @@ class Adam(Optimizer):
     Matches: optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=).
     """
 
-    learning_rate: Any
+    learning_rate: ScalarOrSchedule
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-8

@@ -4,6 +4,8 @@ trees, decay 1.0 and the ``learning_rate`` annotation."""
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,3 +97,19 @@ def test_sgd_momentum_one_matches_optax(nesterov):
 
 def test_rmsprop_momentum_one_matches_optax():
     _run_both(jgd.rmsprop(0.1, momentum=1.0), optax.rmsprop(0.1, momentum=1.0))
+
+
+# --------------------------------------------------------------------------
+# 6. learning_rate is annotated as optax.ScalarOrSchedule.
+# --------------------------------------------------------------------------
+
+OPTIMIZERS = ["adagrad", "adam", "adamw", "gd", "rmsprop", "sgd"]
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_learning_rate_annotation_is_optax_scalar_or_schedule(name):
+    lr = inspect.signature(getattr(jgd, name)).parameters["learning_rate"]
+    # optax's tests skip the schedule checks unless this holds.
+    assert lr.annotation in (optax.ScalarOrSchedule, optax.Schedule)
+    assert lr.annotation == optax.ScalarOrSchedule
+    assert jgd.ScalarOrSchedule == optax.ScalarOrSchedule

@@ -432,6 +432,9 @@ def apply_updates(params: Any, updates: Any) -> Any:
     The sum is formed in the wider of the two dtypes and rounded once to the
     param's dtype, so bf16 params with float32 updates stay bf16.
 
+    A ``None`` param (or ``params=None``) stays ``None`` whatever the update
+    there, as in optax; a ``None`` update leaves its param unchanged.
+
     Update:
         p = p + u
 
@@ -443,11 +446,14 @@ def apply_updates(params: Any, updates: Any) -> Any:
     Raises:
         TypeError: when the two trees differ (the first differing path is named).
 
-    Matches: optax.apply_updates.
+    Matches: optax.apply_updates (which raises on a ``None`` update).
     """
+    updates = none_under_none(params, updates)
     _check_same_tree("jgd.apply_updates", "updates", updates, "params", params)
 
     def add(p, u):
+        if p is None:
+            return None
         if u is None:
             return p
         p, u = jnp.asarray(p), jnp.asarray(u)
@@ -456,6 +462,30 @@ def apply_updates(params: Any, updates: Any) -> Any:
         return (p.astype(dt) + u.astype(dt)).astype(p.dtype)
 
     return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
+
+
+def none_under_none(reference: Any, tree: Any) -> Any:
+    """``tree`` with ``None`` wherever ``reference`` has a ``None`` leaf.
+
+    optax treats a ``None`` leaf of the tree it maps over (``None`` params in
+    ``apply_updates``, ``None`` updates in ``add_decayed_weights``) as "nothing
+    here", whatever the other tree holds at that place; this lines the other
+    tree up so the structure check sees the same trees. Trees that do not line
+    up are returned unchanged, for the check to report.
+    """
+    is_none = lambda x: x is None
+    if reference is None:
+        return None
+    if jax.tree.structure(reference, is_leaf=is_none) == jax.tree.structure(
+        tree, is_leaf=is_none
+    ):
+        return tree
+    try:
+        return jax.tree.map(
+            lambda r, t: None if r is None else t, reference, tree, is_leaf=is_none
+        )
+    except (TypeError, ValueError):
+        return tree
 
 
 def _check_same_tree(

@@ -2,6 +2,7 @@
 
 Holds: ``zeros_like``/``full_like`` (state initialisation), ``cast``,
 ``check_same_structure`` (a static tree check naming the first differing path),
+``none_under_none`` (lines a tree up with another's ``None`` leaves),
 ``safe_increment`` (the saturating int32 step counter), ``promote`` (explicit
 dtype promotion, so the math passes under strict promotion), ``coef`` (a scalar
 hyperparameter as a leaf's dtype), ``correction`` and ``bias_correction``
@@ -16,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jgd.base import _check_same_tree, owner_name
+from jgd.base import _check_same_tree, none_under_none, owner_name
 
 __all__ = [
     "bias_correction",
@@ -26,6 +27,7 @@ __all__ = [
     "correction",
     "full_like",
     "global_norm",
+    "none_under_none",
     "promote",
     "safe_increment",
     "zeros_like",

@@ -113,3 +113,65 @@ def test_learning_rate_annotation_is_optax_scalar_or_schedule(name):
     assert lr.annotation in (optax.ScalarOrSchedule, optax.Schedule)
     assert lr.annotation == optax.ScalarOrSchedule
     assert jgd.ScalarOrSchedule == optax.ScalarOrSchedule
+
+
+# --------------------------------------------------------------------------
+# 4. None trees and None leaves, as optax.
+# --------------------------------------------------------------------------
+
+
+def _params():
+    return {"a": jnp.arange(3.0), "b": jnp.ones((2, 2)), "c": None}
+
+
+def test_apply_updates_with_none_params_as_optax():
+    u = {"a": jnp.ones(3), "b": jnp.ones((2, 2)), "c": None}
+    assert optax.apply_updates(None, u) is None
+    assert jgd.apply_updates(None, u) is None
+    # A None param stays None whatever the update there.
+    u_c = dict(u, c=jnp.ones(4))
+    with standard_promotion():
+        ref = optax.apply_updates(_params(), u_c)
+    got = jgd.apply_updates(_params(), u_c)
+    assert got["c"] is None and ref["c"] is None
+    np.testing.assert_array_equal(got["a"], ref["a"])
+    np.testing.assert_array_equal(got["b"], ref["b"])
+
+
+def test_apply_updates_still_rejects_mismatched_trees():
+    with pytest.raises(TypeError, match="jgd.apply_updates: the updates tree"):
+        jgd.apply_updates({"a": jnp.ones(3)}, {"z": jnp.ones(3)})
+    with pytest.raises(TypeError, match="jgd.apply_updates: the updates tree"):
+        jgd.apply_updates({"a": jnp.ones(3), "c": None}, {"a": jnp.ones(3)})
+
+
+@pytest.mark.parametrize("wd", [0.1, "schedule"])
+def test_add_decayed_weights_with_none_updates_as_optax(wd):
+    wd_j = jgd.schedules.constant_schedule(0.1) if wd == "schedule" else wd
+    wd_o = optax.schedules.constant_schedule(0.1) if wd == "schedule" else wd
+    tj, to = jgd.add_decayed_weights(wd_j), optax.add_decayed_weights(wd_o)
+    p = _params()
+    sj, so = tj.init(p), to.init(p)
+    # The whole tree None.
+    assert to.update(None, so, p)[0] is None
+    assert tj.update(None, sj, p)[0] is None
+    # Some leaves None: those stay None, the others decay.
+    g = {"a": jnp.ones(3), "b": None, "c": None}
+    with standard_promotion():
+        ref, so = to.update(g, so, p)
+    got, sj = tj.update(g, sj, p)
+    assert got["b"] is None and ref["b"] is None and got["c"] is None
+    np.testing.assert_allclose(got["a"], ref["a"], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(sj), jax.tree.leaves(so), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_masked_add_decayed_weights_with_none_updates():
+    p = _params()
+    tx = jgd.add_decayed_weights(
+        0.5, mask=lambda q: jax.tree.map(lambda x: x.ndim > 1, q)
+    )
+    g = {"a": None, "b": jnp.ones((2, 2)), "c": None}
+    got, _ = tx.update(g, tx.init(p), p)
+    assert got["a"] is None and got["c"] is None
+    np.testing.assert_allclose(got["b"], 1.5)

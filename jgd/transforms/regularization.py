@@ -43,6 +43,8 @@ class AddDecayedWeights(Transform):
         mask: a pytree of bools shaped like the params, or a callable
             ``params -> such a tree``; ``None`` decays every leaf.
 
+    A ``None`` update (a leaf, or the whole tree) stays ``None``, as in optax.
+
     Raises:
         ValueError: when ``update`` gets no ``params``.
 
@@ -71,6 +73,7 @@ class AddDecayedWeights(Transform):
                 f"{owner_name(self)}: update needs params (weight decay adds "
                 "weight_decay * params); call update(grads, state, params)."
             )
+        params = tree.none_under_none(updates, params)
         tree.check_same_structure(self, updates, params, "params")
         wd = self.weight_decay
         if callable(wd):
@@ -82,20 +85,26 @@ class AddDecayedWeights(Transform):
                 return updates, state
 
         def decay(g, p):
+            if g is None:
+                return None
             g, p = tree.promote(g, p)
             return g + tree.coef(s, p.dtype) * p
 
+        is_none = lambda x: x is None
         if self.mask is None:
-            return jax.tree.map(decay, updates, params), state
+            return jax.tree.map(decay, updates, params, is_leaf=is_none), state
         mask = self.mask(params) if callable(self.mask) else self.mask
+        mask = tree.none_under_none(updates, mask)
         tree.check_same_structure(self, updates, mask, "mask", shapes=False)
 
         def masked(g, p, m):
+            if g is None:
+                return None
             if isinstance(m, bool):
                 return decay(g, p) if m else g
             return jnp.where(m, decay(g, p), g)
 
-        return jax.tree.map(masked, updates, params, mask), state
+        return jax.tree.map(masked, updates, params, mask, is_leaf=is_none), state
 
 
 add_decayed_weights = AddDecayedWeights

@@ -10,9 +10,8 @@ Everyday names are re-exported here; the themed modules stay namespaces:
 ``jgd bench``.
 """
 
-from jgd import lab, losses, models, schedules, train, tree
+from jgd import base, lab, losses, models, schedules, train, tree
 from jgd.base import (
-    EmptyState,
     ScalarOrSchedule,
     Schedule,
     Static,
@@ -87,3 +86,10 @@ __all__ = [
     "train",
     "tree",
 ]
+
+
+def __getattr__(name):
+    # EmptyState is optax's class once optax is imported (jgd.base.empty_state_type).
+    if name == "EmptyState":
+        return base.empty_state_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,8 @@
 Holds: ``register`` (turns a class into a frozen dataclass registered as a JAX
 pytree: numeric hyperparameters are leaves, configuration is static), the
 ``Transform`` and ``Schedule`` base classes, ``Static`` (carries a callable or
-a foreign transform as static configuration), ``EmptyState``, ``identity``,
+a foreign transform as static configuration), ``EmptyState`` (optax's own
+class once optax is imported, see ``empty_state_type``), ``identity``,
 ``chain``, ``apply_updates``, and the argument checks every factory uses to
 reject bad input early with a message that names the public function.
 
@@ -23,6 +24,7 @@ import contextvars
 import dataclasses
 import inspect
 import numbers
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
 
@@ -32,7 +34,7 @@ import numpy as np
 
 __all__ = [
     "Chain",
-    "EmptyState",
+    "EmptyState",  # noqa: F822 (module __getattr__: optax's class when imported)
     "Identity",
     "ScalarOrSchedule",
     "Schedule",
@@ -336,8 +338,43 @@ def check_dtype(owner: Any, arg: str, value: Any) -> Any:
 # --------------------------------------------------------------------------
 
 
-class EmptyState(NamedTuple):
-    """State of a stateless transform (matches ``optax.EmptyState``)."""
+class _EmptyState(NamedTuple):
+    """State of a stateless transform, when optax is not imported."""
+
+
+_EmptyState.__name__ = "EmptyState"  # its repr; pickles as jgd.base._EmptyState
+
+
+def empty_state_type() -> type:
+    """``optax.EmptyState`` once optax is imported, else jgd's own twin.
+
+    States are compared by tree structure, and a treedef compares node types:
+    jgd's and optax's ``EmptyState`` are equal tuples but different nodes, so
+    ``chain(jgd.clip(1.0), optax.adam(...))`` and the all-optax chain had
+    different state structures. jgd does not import optax (not a dependency;
+    it would add ~0.1 s to ``import jgd``, whose own cost is ~0.1 s over jax's)
+    nor import it on first use (an import inside a ``jit`` trace could leave
+    tracers in optax's module constants). It looks in ``sys.modules``: free,
+    and optax's states can only exist once optax is imported. A state made
+    before optax was imported keeps jgd's type.
+    """
+    optax = sys.modules.get("optax")
+    cls = getattr(optax, "EmptyState", None)
+    if isinstance(cls, type) and issubclass(cls, tuple):
+        return cls
+    return _EmptyState
+
+
+def empty_state() -> Any:
+    """The state of a stateless transform: ``empty_state_type()()``."""
+    return empty_state_type()()
+
+
+def __getattr__(name: str) -> Any:
+    # ``jgd.base.EmptyState`` follows empty_state_type(), as init does.
+    if name == "EmptyState":
+        return empty_state_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @register
@@ -355,7 +392,7 @@ class Identity(Transform):
     _api = "jgd.identity"
 
     def init(self, params):
-        return EmptyState()
+        return empty_state()
 
     def update(self, updates, state, params=None, **extra_args):
         return updates, state

@@ -5,6 +5,8 @@ trees, decay 1.0 and the ``learning_rate`` annotation."""
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -175,3 +177,68 @@ def test_masked_add_decayed_weights_with_none_updates():
     got, _ = tx.update(g, tx.init(p), p)
     assert got["a"] is None and got["c"] is None
     np.testing.assert_allclose(got["b"], 1.5)
+
+
+# --------------------------------------------------------------------------
+# 3. EmptyState is optax's class once optax is imported.
+# --------------------------------------------------------------------------
+
+
+def _structure(tx, p):
+    return jax.tree.structure(tx.init(p))
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (lambda: jgd.identity(), lambda: optax.identity()),
+        (lambda: jgd.clip(1.0), lambda: optax.clip(1.0)),
+        (lambda: jgd.scale(2.0), lambda: optax.scale(2.0)),
+        (
+            lambda: jgd.chain(jgd.clip(1.0), jgd.sgd(0.1)),
+            lambda: optax.chain(optax.clip(1.0), optax.sgd(0.1)),
+        ),
+        (
+            lambda: jgd.chain(jgd.clip_by_global_norm(1.0), optax.adam(1e-3)),
+            lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)),
+        ),
+        (
+            lambda: optax.chain(jgd.clip(1.0), optax.adam(1e-3)),
+            lambda: optax.chain(optax.clip(1.0), optax.adam(1e-3)),
+        ),
+        (lambda: jgd.sgd(0.1), lambda: optax.sgd(0.1)),
+    ],
+    ids=[
+        "identity",
+        "clip",
+        "scale",
+        "chain_sgd",
+        "mixed_jgd_chain",
+        "optax_chain",
+        "sgd",
+    ],
+)
+def test_state_structure_equals_optax(pair):
+    # Stateful pieces keep jgd's own NamedTuples (KNOWN_DIFFERENCES in
+    # test_vs_optax.py, 'state types'); states of stateless ones match exactly.
+    p = {"w": jnp.ones((2, 3)), "b": [jnp.zeros(3), jnp.asarray(1.0)]}
+    make_jgd, make_optax = pair
+    assert _structure(make_jgd(), p) == _structure(make_optax(), p)
+
+
+def test_empty_state_names_optax_class_once_imported():
+    assert jgd.EmptyState is optax.EmptyState
+    assert jgd.base.EmptyState is optax.EmptyState
+    assert type(jgd.identity().init(None)) is optax.EmptyState
+
+
+def test_import_jgd_does_not_import_optax():
+    code = (
+        "import sys, pickle, jgd\n"
+        "assert 'optax' not in sys.modules\n"
+        "s = jgd.clip(1.0).init(None)\n"
+        "assert type(s) is jgd.EmptyState and repr(s) == 'EmptyState()'\n"
+        "assert type(pickle.loads(pickle.dumps(s))) is type(s)\n"
+        "assert 'optax' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

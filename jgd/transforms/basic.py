@@ -12,10 +12,10 @@ import jax.numpy as jnp
 
 from jgd import tree
 from jgd.base import (
-    EmptyState,
     Transform,
     check_dtype,
     check_number,
+    empty_state,
     register,
     static_field,
 )
@@ -61,7 +61,7 @@ class Scale(Transform):
         check_number(self, "step_size", self.step_size)
 
     def init(self, params):
-        return EmptyState()
+        return empty_state()
 
     def update(self, updates, state, params=None, **extra_args):
         s = self.step_size
@@ -112,7 +112,7 @@ class ScaleByLearningRate(Transform):
     def init(self, params):
         if callable(self.learning_rate):
             return ScaleByScheduleState(count=_count0())
-        return EmptyState()
+        return empty_state()
 
     def update(self, updates, state, params=None, **extra_args):
         lr = self.learning_rate

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 
 from jgd import tree
 from jgd.base import (
-    EmptyState,
     Transform,
     check_number,
+    empty_state,
     owner_name,
     register,
 )
@@ -65,7 +65,7 @@ class AddDecayedWeights(Transform):
     def init(self, params):
         if callable(self.weight_decay):
             return AddDecayedWeightsState(count=_count0())
-        return EmptyState()
+        return empty_state()
 
     def update(self, updates, state, params=None, **extra_args):
         if params is None:
@@ -133,7 +133,7 @@ class Clip(Transform):
         check_number(self, "max_delta", self.max_delta, 0)
 
     def init(self, params):
-        return EmptyState()
+        return empty_state()
 
     def update(self, updates, state, params=None, **extra_args):
         d = self.max_delta
@@ -185,7 +185,7 @@ class ClipByGlobalNorm(Transform):
         check_number(self, "max_norm", self.max_norm, 0, lo_open=True)
 
     def init(self, params):
-        return EmptyState()
+        return empty_state()
 
     def factor(self, updates, norm: jax.Array | None = None) -> jax.Array:
         """The scalar the updates are multiplied by: 1, or ``max_norm / n``

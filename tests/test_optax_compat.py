@@ -56,6 +56,50 @@ def test_low_precision_hyperparameters_are_range_checked(dtype):
 
 
 # --------------------------------------------------------------------------
+# 2. optax's isinstance-based paths take jgd values.
+# --------------------------------------------------------------------------
+
+
+def test_isinstance_optax_gradient_transformation_is_a_known_difference():
+    # KNOWN_DIFFERENCES['isinstance'] in test_vs_optax.py: a NamedTuple class
+    # has metaclass `type`, so nothing can be registered as its virtual
+    # subclass. If this starts to hold, update that entry.
+    assert type(optax.GradientTransformation) is type
+    assert not hasattr(optax.GradientTransformation, "register")
+    for tx in (jgd.adam(1e-3), jgd.chain(jgd.clip(1.0), jgd.sgd(0.1))):
+        assert not isinstance(tx, optax.GradientTransformation)
+        assert not isinstance(tx, optax.GradientTransformationExtraArgs)
+
+
+def test_with_extra_args_support_wraps_jgd_values():
+    p = _params()
+    for tx in (jgd.adam(1e-3), jgd.chain(jgd.clip(1.0), jgd.sgd(0.1))):
+        wrapped = optax.with_extra_args_support(tx)
+        assert isinstance(wrapped, optax.GradientTransformationExtraArgs)
+        g = jax.tree.map(lambda x: -x, p)
+        u, s = wrapped.update(g, wrapped.init(p), p, loss=jnp.asarray(1.0))
+        ref, ref_s = tx.update(g, tx.init(p), p)
+        jax.tree.map(np.testing.assert_array_equal, u, ref)
+        jax.tree.map(np.testing.assert_array_equal, s, ref_s)
+
+
+@standard_promotion()  # optax's members need it on the jgd side too
+def test_optax_chain_takes_jgd_values():
+    _run_both(
+        optax.chain(jgd.clip(0.5), optax.adam(1e-2)),
+        optax.chain(optax.clip(0.5), optax.adam(1e-2)),
+    )
+    _run_both(
+        optax.chain(optax.clip_by_global_norm(1.0), jgd.adamw(1e-2)),
+        optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-2)),
+    )
+    # Extra args reach optax's members and are dropped for jgd's.
+    tx = optax.chain(jgd.clip(1.0), optax.sgd(0.1))
+    p = _params()
+    tx.update(p, tx.init(p), p, value=jnp.asarray(1.0))
+
+
+# --------------------------------------------------------------------------
 # 5. decay = 1.0: the trace is a running sum, as in optax.
 # --------------------------------------------------------------------------
 

@@ -50,6 +50,21 @@ KNOWN_DIFFERENCES = {
         "jax.tree.structure tells them apart from optax's. A state made before "
         "optax is imported keeps jgd's EmptyState."
     ),
+    "isinstance": (
+        "isinstance(jgd.adam(1e-3), optax.GradientTransformation) is False. optax's "
+        "GradientTransformation(ExtraArgs) are NamedTuple classes whose metaclass "
+        "is type: they have no ABC register, and isinstance can only be True for "
+        "real tuple subclasses, which would make every jgd value a tuple of its "
+        "bound methods (len 2, iterable, tuple comparisons) and need optax at "
+        "import time. The one isinstance check in optax 0.2.8 "
+        "(with_extra_args_support, used by optax.chain) then wraps the jgd value: "
+        "it works, but extra keyword arguments do not reach it (no jgd transform "
+        "uses them; an optax transform nested in a jgd chain inside optax.chain "
+        "would not see them). flax's nnx.Optimizer checks no type. See "
+        "test_optax_compat.py: test_with_extra_args_support_wraps_jgd_values, "
+        "test_optax_chain_takes_jgd_values, "
+        "test_flax_nnx_optimizer_accepts_jgd_and_matches_optax (test_protocol.py)."
+    ),
     "schedule arguments": (
         "jgd schedules raise ValueError for transition_steps/decay_steps <= 0, "
         "transition_begin < 0 and decay_rate <= 0, where optax logs and returns "

@@ -14,12 +14,14 @@ the function, and the values agree with optax to rounding. Conventions:
   ``mean_squared_error`` and ``sum_squared_error`` return scalars.
 * Shapes must match exactly; nothing is broadcast (a ``(n,)`` prediction
   against ``(n, 1)`` targets would silently become ``(n, n)``), and a
-  mismatch raises ``ValueError`` naming both shapes.
+  mismatch raises ``ValueError`` naming both shapes. The one exception is
+  optax's: a ``where`` mask may give one flag per example.
 * The loss is computed in the dtype of ``predictions`` / ``logits``: targets
   and labels are cast to it, so bf16 in gives bf16 out, and the code passes
   under ``jax_numpy_dtype_promotion="strict"``.
 * Cross entropies are written with ``log_sigmoid``/``log_softmax`` and stay
-  finite, with finite gradients, for logits as large as +-1e4.
+  finite, with finite gradients, for logits as large as +-1e30; entries
+  masked out by ``where`` contribute nothing, even at -inf.
 """
 
 from __future__ import annotations
@@ -87,18 +89,49 @@ def _errors(name: str, predictions: Any, targets: Any) -> jax.Array:
     return p - t
 
 
-def _axis(name: str, axis: Any, ndim: int) -> int:
-    """``axis`` normalised to ``[0, ndim)``."""
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(
-            f"{name}: axis must be an integer; got {axis!r} ({type(axis).__name__})."
-        )
-    if not -ndim <= axis < ndim:
+def _axes(name: str, axis: Any, ndim: int, allow_none: bool) -> tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints, or None for all axes when
+    ``allow_none``) as a tuple of axes in ``[0, ndim)``, in the order given."""
+    if axis is None and allow_none:
+        return tuple(range(ndim))
+    kinds = "an integer or a tuple of integers" + (" or None" if allow_none else "")
+    items = axis if isinstance(axis, tuple) else (axis,)
+    for a in items:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise TypeError(
+                f"{name}: axis must be {kinds}; got {axis!r} ({type(axis).__name__})."
+            )
+        if not -ndim <= a < ndim:
+            raise ValueError(
+                f"{name}: axis must be in [{-ndim}, {ndim}) for logits of rank "
+                f"{ndim}; got {axis}."
+            )
+    axes = tuple(int(a) % ndim for a in items)
+    if not axes or len(set(axes)) != len(axes):
         raise ValueError(
-            f"{name}: axis must be in [{-ndim}, {ndim}) for logits of rank {ndim}; "
-            f"got {axis}."
+            f"{name}: axis must name at least one axis, each once; got {axis!r}."
         )
-    return int(axis) % ndim
+    return axes
+
+
+def _mask(name: str, where: Any, shape: tuple, axes: tuple[int, ...]) -> jax.Array:
+    """``where`` as a boolean array of ``shape``, given either with ``shape``
+    or with ``shape`` without ``axes`` (one flag per example), as in optax."""
+    w = jnp.asarray(where)
+    if w.dtype != jnp.bool_:
+        raise TypeError(
+            f"{name}: where must be a boolean array; got dtype {w.dtype}. "
+            "Compare first, e.g. where=mask > 0."
+        )
+    reduced = tuple(d for i, d in enumerate(shape) if i not in axes)
+    if w.shape == reduced:
+        w = jnp.expand_dims(w, axes)
+    elif w.shape != shape:
+        raise ValueError(
+            f"{name}: where must have the logits' shape {shape} or the logits' "
+            f"shape without axis {axes}, {reduced}; got where {w.shape}."
+        )
+    return jnp.broadcast_to(w, shape)
 
 
 # --------------------------------------------------------------------------
@@ -343,28 +376,43 @@ def sigmoid_binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     return -y * jax.nn.log_sigmoid(x) - (1.0 - y) * jax.nn.log_sigmoid(-x)
 
 
-def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1) -> jax.Array:
+def softmax_cross_entropy(
+    logits: Any, labels: Any, axis: Any = -1, where: Any = None
+) -> jax.Array:
     """Cross entropy of ``softmax(logits)`` against target distributions.
 
     Update:
-        loss = -sum_k labels[..., k] * log_softmax(logits)[..., k]
+        log_p = log_softmax(logits, axis, where)        # -inf where masked
+        loss = -sum_{k in axis, where[k]} labels[k] * log_p[k]
 
     ``log_softmax`` subtracts the maximum logit before exponentiating, so
-    logits of +-1e4 give finite losses and gradients. The gradient is
-    ``softmax(logits) * sum(labels) - labels``.
+    logits of +-1e30 give finite losses and gradients. The gradient is
+    ``softmax(logits) * sum(labels) - labels`` over the entries ``where``
+    keeps. Masked entries contribute nothing, whatever their logits (-inf
+    included) or labels hold: their loss term and their gradients (with
+    respect to logits and labels) are 0, and a fully masked example has loss
+    0. An unmasked logit of -inf with label 0 gives nan (0 * -inf), as in
+    optax: mask such classes with ``where``.
 
     Args:
-        logits: floating array ``[..., num_classes]`` (class axis ``axis``).
+        logits: floating array ``[..., num_classes]`` (class axes ``axis``).
         labels: array of the same shape, each slice along ``axis`` a
             probability distribution (e.g. one-hot), cast to the logits' dtype.
-        axis: the class axis, an int (default -1).
+        axis: the class axis, default -1; an int, a tuple of ints (the classes
+            span several axes, normalised over all of them jointly) or None
+            (all axes, a scalar loss).
+        where: optional boolean mask of the entries to include, default None
+            (all). Either the logits' shape, or the logits' shape without
+            ``axis`` (one flag per example: False drops the example, loss 0).
 
     Returns:
         An array of ``logits.shape`` without ``axis``, in the logits' dtype.
 
     Raises:
-        ValueError: when the shapes differ or ``axis`` is out of range.
-        TypeError: when ``logits`` is not floating point or ``axis`` not an int.
+        ValueError: when the shapes differ, ``axis`` is out of range, empty or
+            repeats an axis, or ``where`` has neither accepted shape.
+        TypeError: when ``logits`` is not floating point, ``axis`` is not an
+            int, tuple of ints or None, or ``where`` is not boolean.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -373,47 +421,73 @@ def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1) -> jax.Array
         >>> labels = jax.nn.one_hot(jnp.array([0, 1]), 3)
         >>> [round(float(v), 4) for v in losses.softmax_cross_entropy(logits, labels)]
         [0.2761, 2.9518]
+        >>> where = jnp.array([[True, True, False], [True, True, True]])
+        >>> loss = losses.softmax_cross_entropy(logits, labels, where=where)
+        >>> [round(float(v), 4) for v in loss]
+        [0.1269, 2.9518]
 
     References: Goodfellow et al., "Deep Learning", 2016, section 6.2.2.3
     (softmax units for multinoulli outputs).
 
-    Matches: optax.losses.softmax_cross_entropy(logits, labels, axis), except
-    that labels must have the logits' shape, axis is a single int and there
-    is no ``where`` argument.
+    Matches: optax.losses.softmax_cross_entropy(logits, labels, axis, where),
+    except that labels must have the logits' shape and ``where`` one of the
+    two shapes above (nothing is broadcast), and that the gradient with
+    respect to masked labels is 0 where optax's is nan.
     """
     name = "jgd.losses.softmax_cross_entropy"
     x = _floating(name, "logits", logits)
     y = _like(name, "labels", labels, x)
     _same_shape(name, "logits", x, "labels", y)
-    axis = _axis(name, axis, x.ndim)
-    return -jnp.sum(y * jax.nn.log_softmax(x, axis=axis), axis=axis)
+    axes = _axes(name, axis, x.ndim, allow_none=True)
+    if where is None:
+        return -jnp.sum(y * jax.nn.log_softmax(x, axis=axes), axis=axes)
+    w = _mask(name, where, x.shape, axes)
+    # 1. log_softmax over the kept entries (jax's: -inf where masked).
+    log_p = jax.nn.log_softmax(x, axis=axes, where=w)
+    # 2. Masked terms are 0 before the product, so labels * -inf (or nan
+    #    labels used as padding) never reach the value or either gradient.
+    terms = jnp.where(w, y * jnp.where(w, log_p, 0.0), 0.0)
+    return -jnp.sum(terms, axis=axes)
 
 
 def softmax_cross_entropy_with_integer_labels(
-    logits: Any, labels: Any, axis: int = -1
+    logits: Any, labels: Any, axis: Any = -1, where: Any = None
 ) -> jax.Array:
     """Cross entropy of ``softmax(logits)`` against integer class labels.
 
     Update:
-        loss = logsumexp(logits, axis) - logits[..., labels, ...]
+        loss = logsumexp(logits, axis, where) - logits[..., labels, ...]
+        loss = 0 for an example whose entries are all masked
 
     Same value as ``softmax_cross_entropy`` with one-hot labels, without
     building the one-hot array. Labels outside ``[0, num_classes)`` are data,
     not checked (that would need their values): they give nan, as in optax.
+    With a tuple ``axis`` the classes are the entries of the slice
+    ``logits[axis]``, flattened in C order with the axes in the order given
+    (``axis=(2, 3)`` on ``(b, t, 3, 4)`` logits: label ``i * 4 + j`` is entry
+    ``(i, j)``; ``jnp.ravel_multi_index`` builds such labels). Masked entries
+    are left out of the normaliser; a label pointing at a masked entry still
+    reads its logit, as in optax.
 
     Args:
-        logits: floating array ``[..., num_classes]`` (class axis ``axis``).
+        logits: floating array ``[..., num_classes]`` (class axes ``axis``).
         labels: integer array of ``logits.shape`` without ``axis``.
-        axis: the class axis, an int (default -1).
+        axis: the class axis, default -1; an int or a tuple of ints (the
+            classes span several axes, see above).
+        where: optional boolean mask of the entries to include, default None
+            (all). Either the logits' shape, or the labels' shape (one flag
+            per example: False drops the example, loss 0).
 
     Returns:
         An array of the labels' shape, in the logits' dtype.
 
     Raises:
         ValueError: when the labels' shape is not the logits' shape without
-            ``axis``, or ``axis`` is out of range.
+            ``axis``, ``axis`` is out of range, empty or repeats an axis, or
+            ``where`` has neither accepted shape.
         TypeError: when ``logits`` is not floating point, ``labels`` not
-            integer, or ``axis`` not an int.
+            integer, ``axis`` not an int or tuple of ints, or ``where`` not
+            boolean.
 
     Example:
         >>> import jax.numpy as jnp
@@ -423,11 +497,20 @@ def softmax_cross_entropy_with_integer_labels(
         ...     logits, jnp.array([0, 1]))
         >>> [round(float(v), 4) for v in loss]
         [0.2761, 2.9518]
+        >>> logits = jnp.arange(24.0).reshape(1, 2, 3, 4)
+        >>> labels = jnp.ravel_multi_index((jnp.array([[1, 2]]),
+        ...     jnp.array([[1, 3]])), (3, 4))
+        >>> loss = losses.softmax_cross_entropy_with_integer_labels(
+        ...     logits, labels, axis=(2, 3))
+        >>> [round(float(v), 4) for v in loss[0]]
+        [6.4587, 0.4587]
 
     References: Goodfellow et al., "Deep Learning", 2016, section 6.2.2.3.
 
     Matches: optax.losses.softmax_cross_entropy_with_integer_labels(logits,
-    labels, axis), except that axis is a single int and there is no ``where``.
+    labels, axis, where), except that ``where`` must have one of the two
+    shapes above (nothing is broadcast) and a bad ``axis`` raises TypeError
+    (wrong kind) where optax raises ValueError.
     """
     name = "jgd.losses.softmax_cross_entropy_with_integer_labels"
     x = _floating(name, "logits", logits)
@@ -437,12 +520,26 @@ def softmax_cross_entropy_with_integer_labels(
             f"{name}: labels must be an integer array of class indices; got dtype "
             f"{labels.dtype}. For one-hot or soft labels use softmax_cross_entropy."
         )
-    axis = _axis(name, axis, x.ndim)
-    expected = x.shape[:axis] + x.shape[axis + 1 :]
+    axes = _axes(name, axis, x.ndim, allow_none=False)
+    batch = tuple(i for i in range(x.ndim) if i not in axes)
+    expected = tuple(x.shape[i] for i in batch)
     if labels.shape != expected:
+        shown = axes[0] if isinstance(axis, numbers.Integral) else axes
         raise ValueError(
-            f"{name}: labels must have the logits' shape without axis {axis}, "
+            f"{name}: labels must have the logits' shape without axis {shown}, "
             f"{expected}; got labels {labels.shape} for logits {x.shape}."
         )
-    picked = jnp.take_along_axis(x, jnp.expand_dims(labels, axis), axis=axis)
-    return jax.nn.logsumexp(x, axis=axis) - jnp.squeeze(picked, axis)
+    w = None if where is None else _mask(name, where, x.shape, axes)
+    if isinstance(axis, tuple):
+        # The class axes move last, in the order given, and merge into one.
+        x = x.transpose(batch + axes).reshape(expected + (-1,))
+        if w is not None:
+            w = w.transpose(batch + axes).reshape(expected + (-1,))
+        c = len(batch)
+    else:
+        c = axes[0]
+    picked = jnp.take_along_axis(x, jnp.expand_dims(labels, c), axis=c)
+    loss = jax.nn.logsumexp(x, axis=c, where=w) - jnp.squeeze(picked, c)
+    if w is None:
+        return loss
+    return jnp.where(jnp.any(w, axis=c), loss, 0.0)

@@ -101,6 +101,25 @@ KNOWN_DIFFERENCES = {
         "as such an argument (a new learning rate must not recompile), so the same "
         "rounding applies there: tests/test_train_state.py measures it."
     ),
+    "loss argument checks": (
+        "jgd's softmax cross entropies take where= shaped like the logits or like "
+        "the logits without axis, and labels (soft) shaped like the logits: "
+        "nothing is broadcast silently, where optax broadcasts. A non-bool where, "
+        "an axis of the wrong kind (None, list, float) for the integer-label loss, "
+        "an empty or repeated axis tuple raise TypeError/ValueError naming the "
+        "argument; optax raises jax's errors from deep inside or (empty tuple) "
+        "returns a meaningless loss. NumPy integer axes are accepted. See "
+        "tests/test_losses.py: test_axis_and_where_errors, "
+        "test_integer_labels_errors."
+    ),
+    "masked label gradients": (
+        "Under where=, a masked entry's label gets gradient 0 in jgd and NaN in "
+        "optax (labels * -inf), and NaN/inf labels under the mask do not leak into "
+        "the loss. Values and logit gradients match optax (tests/test_losses.py: "
+        "test_masked_extreme_logits_match_optax, "
+        "test_masked_garbage_labels_do_not_leak). An unmasked -inf logit with label "
+        "0 still gives NaN in both, as 0 * -inf: mask such classes with where."
+    ),
 }
 
 

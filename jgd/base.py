@@ -26,7 +26,7 @@ import inspect
 import numbers
 import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Self, TypeVar, Union, dataclass_transform, overload
 
 import jax
 import jax.numpy as jnp
@@ -57,21 +57,40 @@ ScalarOrSchedule = Union[  # noqa: UP007 (optax's object is a typing.Union)
 ]
 
 
+_T = TypeVar("_T")
+
 # --------------------------------------------------------------------------
 # Values: frozen dataclasses registered as pytrees.
 # --------------------------------------------------------------------------
 
 
-def static_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+@overload
+def static_field(*, default: _T, kw_only: bool = ..., **kwargs: Any) -> _T: ...
+@overload
+def static_field(*, kw_only: bool = ..., **kwargs: Any) -> Any: ...
+def static_field(
+    *,
+    default: Any = dataclasses.MISSING,
+    kw_only: Any = dataclasses.MISSING,
+    **kwargs: Any,
+) -> Any:
     """A dataclass field that is static configuration, not a pytree leaf.
 
     Static fields (booleans, dtypes, step counts of schedules, masks given as
     callables) change the compiled program; a new value means a new trace.
+    Arguments are keyword-only, as ``dataclasses.field``'s: type checkers
+    read ``default`` and ``kw_only`` by name (a field specifier of
+    ``register``'s ``dataclass_transform``).
     """
-    return dataclasses.field(default=default, metadata={"static": True}, **kwargs)
+    return dataclasses.field(
+        default=default, kw_only=kw_only, metadata={"static": True}, **kwargs
+    )
 
 
-def register(cls: type) -> type:
+@dataclass_transform(
+    frozen_default=True, field_specifiers=(static_field, dataclasses.field)
+)
+def register(cls: type[_T]) -> type[_T]:
     """Make ``cls`` a frozen dataclass and register it as a JAX pytree.
 
     Fields made with ``static_field`` go into the treedef (hashable, compared
@@ -79,9 +98,12 @@ def register(cls: type) -> type:
     nested jgd values become leaves that ``jit`` traces, ``vmap`` batches and
     ``grad`` differentiates. Unflattening bypasses ``__init__`` so that
     validation runs only when a user builds the value, never on tracers.
+
+    ``dataclass_transform`` tells type checkers (mypy, pyright) what this
+    does, so they see the generated ``__init__``: ``jgd.adam(1e-3)`` checks.
     """
     cls = dataclasses.dataclass(frozen=True)(cls)
-    fields = dataclasses.fields(cls)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # a dataclass now
     data = tuple(f.name for f in fields if not f.metadata.get("static"))
     meta = tuple(f.name for f in fields if f.metadata.get("static"))
     keys = tuple(jax.tree_util.GetAttrKey(n) for n in data)
@@ -182,9 +204,9 @@ class Value:
     def check(self) -> None:
         """Validate concrete hyperparameters (tracers are skipped)."""
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
 class Transform(Value):
@@ -237,7 +259,7 @@ def api_name(name: str):
 
 def owner_name(owner: Any) -> str:
     """The public name to put in front of an error message."""
-    return _API_NAME.get() or getattr(owner, "_api", str(owner))
+    return _API_NAME.get() or str(getattr(owner, "_api", owner))
 
 
 def _is_tracer(x: Any) -> bool:
@@ -513,9 +535,7 @@ def none_under_none(reference: Any, tree: Any) -> Any:
     is_none = lambda x: x is None
     if reference is None:
         return None
-    if jax.tree.structure(reference, is_leaf=is_none) == jax.tree.structure(
-        tree, is_leaf=is_none
-    ):
+    if _same_structure(reference, tree):
         return tree
     try:
         return jax.tree.map(
@@ -523,6 +543,14 @@ def none_under_none(reference: Any, tree: Any) -> Any:
         )
     except (TypeError, ValueError):
         return tree
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    """Whether trees ``a`` and ``b`` have one structure, a ``None`` a leaf."""
+    is_none = lambda x: x is None
+    # Any: jax's PyTreeDef stub has no __eq__ that mypy can see.
+    sa: Any = jax.tree.structure(a, is_leaf=is_none)
+    return bool(sa == jax.tree.structure(b, is_leaf=is_none))
 
 
 def _check_same_tree(
@@ -533,7 +561,7 @@ def _check_same_tree(
     is_none = lambda x: x is None
     pa = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_none)[0]
     pb = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_none)[0]
-    if jax.tree.structure(a, is_leaf=is_none) == jax.tree.structure(b, is_leaf=is_none):
+    if _same_structure(a, b):
         for (path, x), (_, y) in zip(pa, pb):
             if x is None or y is None or not shapes:
                 continue

@@ -60,7 +60,7 @@ class Optimizer(Transform):
             return self.recipe().update(updates, state, params, **extra_args)
 
 
-def _check_momentum(opt: Optimizer) -> None:
+def _check_momentum(opt: "Sgd | Rmsprop") -> None:
     """``momentum`` is ``trace``'s ``decay``: check it under its own name first."""
     check_number(opt, "momentum", opt.momentum, 0, 1, none=True)
     Optimizer.check(opt)
@@ -120,8 +120,8 @@ class Sgd(Optimizer):
 
     learning_rate: ScalarOrSchedule
     momentum: Any = None
-    nesterov: bool = static_field(False)
-    accumulator_dtype: Any = static_field(None)
+    nesterov: bool = static_field(default=False)
+    accumulator_dtype: Any = static_field(default=None)
 
     _api = "jgd.sgd"
 
@@ -166,11 +166,11 @@ class Rmsprop(Optimizer):
     decay: Any = 0.9
     eps: Any = 1e-8
     initial_scale: Any = 0.0
-    eps_in_sqrt: bool = static_field(True)
-    centered: bool = static_field(False)
+    eps_in_sqrt: bool = static_field(default=True)
+    centered: bool = static_field(default=False)
     momentum: Any = None
-    nesterov: bool = static_field(False)
-    bias_correction: bool = static_field(False)
+    nesterov: bool = static_field(default=False)
+    bias_correction: bool = static_field(default=False)
 
     _api = "jgd.rmsprop"
 
@@ -260,8 +260,8 @@ class Adam(Optimizer):
     b2: Any = 0.999
     eps: Any = 1e-8
     eps_root: Any = 0.0
-    mu_dtype: Any = static_field(None)
-    nesterov: bool = static_field(False, kw_only=True)
+    mu_dtype: Any = static_field(default=None)
+    nesterov: bool = static_field(default=False, kw_only=True)
 
     _api = "jgd.adam"
 

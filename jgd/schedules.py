@@ -102,7 +102,7 @@ class PolynomialSchedule(Schedule):
     end_value: Any
     power: Any = static_field()
     transition_steps: int = static_field()
-    transition_begin: int = static_field(0)
+    transition_begin: int = static_field(default=0)
 
     _api = "jgd.schedules.polynomial_schedule"
 
@@ -156,8 +156,8 @@ class ExponentialDecay(Schedule):
     init_value: Any
     transition_steps: int = static_field()
     decay_rate: Any
-    transition_begin: int = static_field(0)
-    staircase: bool = static_field(False)
+    transition_begin: int = static_field(default=0)
+    staircase: bool = static_field(default=False)
     end_value: Any = None
 
     _api = "jgd.schedules.exponential_decay"
@@ -203,7 +203,7 @@ class PiecewiseConstantSchedule(Schedule):
 
     init_value: Any
     scales: tuple = ()
-    boundaries: tuple = static_field(())
+    boundaries: tuple = static_field(default=())
 
     _api = "jgd.schedules.piecewise_constant_schedule"
 

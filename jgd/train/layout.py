@@ -85,6 +85,8 @@ def _put(x: Any, sharding: Any) -> Any:
 class _Storage:
     """What the step needs from a layout (both kinds implement it)."""
 
+    _zip: Callable[[Callable, Any], Any]  # each kind defines it
+
     def is_stored(self, x: Any) -> bool:
         """True for a tree in the stored form (params, or a moment)."""
         raise NotImplementedError
@@ -387,7 +389,7 @@ def _rewrite_masked_decays(opt: Any, fn: Callable) -> Any:
 
 def _masked_decays(opt: Any) -> list[AddDecayedWeights]:
     found: list[AddDecayedWeights] = []
-    _rewrite_masked_decays(opt, lambda n: found.append(n) or n)
+    _rewrite_masked_decays(opt, lambda n: found.append(n) or n)  # type: ignore[func-returns-value]
     return found
 
 
@@ -439,7 +441,7 @@ def _bucket_sharding(sharding: Any) -> Any:
     if isinstance(sharding, SingleDeviceSharding):
         return sharding
     if isinstance(sharding, NamedSharding) and sharding.is_fully_replicated:
-        return NamedSharding(sharding.mesh, PartitionSpec(), sharding.memory_kind)
+        return NamedSharding(sharding.mesh, PartitionSpec(), sharding.memory_kind)  # type: ignore[call-arg]
     return False
 
 
@@ -487,7 +489,9 @@ def make_layout(
         else:
             keys.setdefault((np.dtype(x.dtype), labels[i], where), []).append(i)
     slots: list[Any] = [None] * len(arrays)
-    buckets, placed, by_key = [], [], []
+    buckets: list[Any] = []
+    placed: list[Any] = []
+    by_key: list[Any] = []
     for n, ((dtype, lab, where), members) in enumerate(keys.items()):
         bname = dtype.name
         if lab:

@@ -63,7 +63,8 @@ class TrainState:
     stored_opt_state: Any
     step: jax.Array
     opt: Any = None
-    layout: Layout | PerLeaf | None = static_field(None)
+    # Always set by init; the None default is only there to follow opt's.
+    layout: Layout | PerLeaf = static_field(default=None)  # type: ignore[assignment]
 
     def replace(self, **changes: Any) -> TrainState:
         """A copy with some fields changed (``dataclasses.replace``)."""

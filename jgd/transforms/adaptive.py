@@ -35,7 +35,7 @@ class ScaleByRmsState(NamedTuple):
 class ScaleByRmsWithCountState(NamedTuple):
     """EMA of squared updates and a step count, for bias correction."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax
     nu: Any
 
 
@@ -52,8 +52,8 @@ class _RmsFields(Transform):
     decay: Any = 0.9
     eps: Any = 1e-8
     initial_scale: Any = 0.0
-    eps_in_sqrt: bool = static_field(True)
-    bias_correction: bool = static_field(False)
+    eps_in_sqrt: bool = static_field(default=True)
+    bias_correction: bool = static_field(default=False)
 
     def check(self):
         check_number(self, "decay", self.decay, 0, 1, hi_open=True)
@@ -128,7 +128,7 @@ class ScaleByRStdDevState(NamedTuple):
 class ScaleByRStdDevWithCountState(NamedTuple):
     """EMAs of updates and squares and a step count, for bias correction."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax
     mu: Any
     nu: Any
 
@@ -260,7 +260,7 @@ scale_by_rss = ScaleByRss
 class ScaleByAdamState(NamedTuple):
     """Adam's step count and moments (matches ``optax.ScaleByAdamState``)."""
 
-    count: jax.Array  # int32 scalar
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar; shadows tuple.count, as optax
     mu: Any
     nu: Any
 
@@ -297,8 +297,8 @@ class ScaleByAdam(Transform):
     b2: Any = 0.999
     eps: Any = 1e-8
     eps_root: Any = 0.0
-    mu_dtype: Any = static_field(None)
-    nesterov: bool = static_field(False, kw_only=True)
+    mu_dtype: Any = static_field(default=None)
+    nesterov: bool = static_field(default=False, kw_only=True)
 
     _api = "jgd.scale_by_adam"
 

@@ -74,7 +74,7 @@ scale = Scale
 class ScaleByScheduleState(NamedTuple):
     """Step counter for a scheduled scale (matches optax's)."""
 
-    count: jax.Array  # int32 scalar
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar; shadows tuple.count, as optax
 
 
 @register
@@ -100,7 +100,7 @@ class ScaleByLearningRate(Transform):
     packable = True  # element-wise: the same numbers on packed buckets
 
     learning_rate: Any = None
-    flip_sign: bool = static_field(True, kw_only=True)
+    flip_sign: bool = static_field(default=True, kw_only=True)
 
     _api = "jgd.scale_by_learning_rate"
 
@@ -166,8 +166,8 @@ class Trace(Transform):
     packable = True  # element-wise: the same numbers on packed buckets
 
     decay: Any
-    nesterov: bool = static_field(False)
-    accumulator_dtype: Any = static_field(None)
+    nesterov: bool = static_field(default=False)
+    accumulator_dtype: Any = static_field(default=None)
 
     _api = "jgd.trace"
 

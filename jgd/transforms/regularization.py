@@ -27,7 +27,7 @@ from jgd.transforms.basic import _count0
 class AddDecayedWeightsState(NamedTuple):
     """Step count for a scheduled weight decay (optax: WeightDecaySchedule)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax
 
 
 @register

@@ -5,12 +5,15 @@
     params = jgd.apply_updates(params, updates)
 
 Everyday names are re-exported here; the themed modules stay namespaces:
-``jgd.schedules``, ``jgd.losses``, ``jgd.models``, ``jgd.train``, ``jgd.lab``
-(plots need the ``plot`` extra), ``jgd.tree``; ``jgd.bench`` is imported by
-``jgd bench``.
+``jgd.schedules``, ``jgd.losses``, ``jgd.models``, ``jgd.tree``. The heavy
+ones, ``jgd.train``, ``jgd.lab`` (plots need the ``plot`` extra), ``jgd.bench``
+and ``jgd.demo``, load on first use (``jgd.train.fit`` or ``import jgd.train``),
+so ``import jgd`` stays cheap.
 """
 
-from jgd import base, lab, losses, models, schedules, train, tree
+import importlib
+
+from jgd import base, losses, models, schedules, tree
 from jgd.base import (
     ScalarOrSchedule,
     Schedule,
@@ -88,8 +91,13 @@ __all__ = [
 ]
 
 
+_LAZY = ("bench", "demo", "lab", "train")  # imported on first attribute access
+
+
 def __getattr__(name):
     # EmptyState is optax's class once optax is imported (jgd.base.empty_state_type).
     if name == "EmptyState":
         return base.empty_state_type()
+    if name in _LAZY:
+        return importlib.import_module(f"jgd.{name}")  # also sets jgd.<name>
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

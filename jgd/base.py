@@ -36,6 +36,7 @@ __all__ = [
     "Chain",
     "EmptyState",  # noqa: F822 (module __getattr__: optax's class when imported)
     "Identity",
+    "Scalar",
     "ScalarOrSchedule",
     "Schedule",
     "Static",
@@ -56,6 +57,10 @@ ScalarOrSchedule = Union[  # noqa: UP007 (optax's object is a typing.Union)
     float, jax.Array, Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
 ]
 
+
+# A numeric hyperparameter: a Python float (kept as given) or an array, a
+# tracer under jit.
+Scalar = Union[float, jax.Array]  # noqa: UP007 (kept alike ScalarOrSchedule)
 
 _T = TypeVar("_T")
 
@@ -146,10 +151,12 @@ class Static:
     def __call__(self, *args, **kwargs):
         return self.value(*args, **kwargs)
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return self.value.init(params)
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         fn = self.value.update
         if extra_args and _takes_var_keyword(fn):
             return fn(updates, state, params, **extra_args)
@@ -218,17 +225,19 @@ class Transform(Value):
     # transform that needs leaf boundaries keeps False.
     packable = False
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         raise NotImplementedError
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         raise NotImplementedError
 
 
 class Schedule(Value):
     """A step-size schedule: ``schedule(count) -> value``, a pytree value."""
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         raise NotImplementedError
 
 
@@ -413,10 +422,12 @@ class Identity(Transform):
 
     _api = "jgd.identity"
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return empty_state()
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         return updates, state
 
 
@@ -463,10 +474,12 @@ class Chain(Transform):
                 )
         object.__setattr__(self, "transforms", tuple(items))
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return tuple(t.init(params) for t in self.transforms)
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         if not isinstance(state, tuple) or len(state) != len(self.transforms):
             raise TypeError(
                 f"jgd.chain: state must be the tuple of {len(self.transforms)} "

@@ -16,9 +16,12 @@ everywhere. Its state is exactly the chain's state, so it equals optax's.
 
 from typing import Any
 
+from jax.typing import DTypeLike
+
 from jgd.base import (
     Chain,
     Identity,
+    Scalar,
     ScalarOrSchedule,
     Transform,
     api_name,
@@ -51,11 +54,13 @@ class Optimizer(Transform):
         with api_name(self._api):  # build once so bad arguments fail now
             self.recipe()
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         with api_name(self._api):
             return self.recipe().init(params)
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         with api_name(self._api):
             return self.recipe().update(updates, state, params, **extra_args)
 
@@ -119,9 +124,9 @@ class Sgd(Optimizer):
     """
 
     learning_rate: ScalarOrSchedule
-    momentum: Any = None
+    momentum: Scalar | None = None
     nesterov: bool = static_field(default=False)
-    accumulator_dtype: Any = static_field(default=None)
+    accumulator_dtype: DTypeLike | None = static_field(default=None)
 
     _api = "jgd.sgd"
 
@@ -163,12 +168,12 @@ class Rmsprop(Optimizer):
     """
 
     learning_rate: ScalarOrSchedule
-    decay: Any = 0.9
-    eps: Any = 1e-8
-    initial_scale: Any = 0.0
+    decay: Scalar = 0.9
+    eps: Scalar = 1e-8
+    initial_scale: Scalar = 0.0
     eps_in_sqrt: bool = static_field(default=True)
     centered: bool = static_field(default=False)
-    momentum: Any = None
+    momentum: Scalar | None = None
     nesterov: bool = static_field(default=False)
     bias_correction: bool = static_field(default=False)
 
@@ -214,8 +219,8 @@ class Adagrad(Optimizer):
     """
 
     learning_rate: ScalarOrSchedule
-    initial_accumulator_value: Any = 0.1
-    eps: Any = 1e-7
+    initial_accumulator_value: Scalar = 0.1
+    eps: Scalar = 1e-7
 
     _api = "jgd.adagrad"
 
@@ -256,11 +261,11 @@ class Adam(Optimizer):
     """
 
     learning_rate: ScalarOrSchedule
-    b1: Any = 0.9
-    b2: Any = 0.999
-    eps: Any = 1e-8
-    eps_root: Any = 0.0
-    mu_dtype: Any = static_field(default=None)
+    b1: Scalar = 0.9
+    b2: Scalar = 0.999
+    eps: Scalar = 1e-8
+    eps_root: Scalar = 0.0
+    mu_dtype: DTypeLike | None = static_field(default=None)
     nesterov: bool = static_field(default=False, kw_only=True)
 
     _api = "jgd.adam"
@@ -302,7 +307,7 @@ class Adamw(Adam):
     weight_decay, mask, nesterov=).
     """
 
-    weight_decay: Any = 1e-4
+    weight_decay: ScalarOrSchedule = 1e-4
     mask: Any = None
 
     _api = "jgd.adamw"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from jgd import tree
@@ -67,7 +68,7 @@ class ConstantSchedule(Schedule):
     def check(self):
         check_number(self, "value", self.value)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         return self.value
 
 
@@ -113,7 +114,7 @@ class PolynomialSchedule(Schedule):
         check_int(self, "transition_steps", self.transition_steps, 1)
         check_int(self, "transition_begin", self.transition_begin, 0)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         k = jnp.clip(count - self.transition_begin, 0, self.transition_steps)
         frac = 1 - _float(k) / self.transition_steps
         return (self.init_value - self.end_value) * frac**self.power + self.end_value
@@ -169,7 +170,7 @@ class ExponentialDecay(Schedule):
         check_int(self, "transition_begin", self.transition_begin, 0)
         check_number(self, "end_value", self.end_value, none=True)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         k = count - self.transition_begin
         p = _float(k) / self.transition_steps
         if self.staircase:
@@ -213,7 +214,7 @@ class PiecewiseConstantSchedule(Schedule):
             check_int(self, "boundaries_and_scales key", b, 0)
             check_number(self, f"the scale at boundary {b}", s, 0)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         v = self.init_value
         for b, s in zip(self.boundaries, self.scales):
             v = jnp.where(count < b, v, s * v)
@@ -262,7 +263,7 @@ class CosineDecaySchedule(Schedule):
         check_number(self, "alpha", self.alpha)
         check_number(self, "exponent", self.exponent)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         steps = float(self.decay_steps)
         k = jnp.minimum(_float(count), steps)
         c = 0.5 * (1 + jnp.cos(jnp.pi * k / steps))
@@ -304,8 +305,9 @@ class WarmupCosineDecaySchedule(Schedule):
         check_int(self, "warmup_steps", self.warmup_steps, 0)
         check_int(self, "decay_steps", self.decay_steps, self.warmup_steps + 1)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         peak, end = self.peak_value, self.end_value
+        alpha: float | jax.Array
         if isinstance(peak, (int, float)) and isinstance(end, (int, float)):
             alpha = 0.0 if peak == 0.0 else end / peak
         else:
@@ -361,7 +363,7 @@ class JoinSchedules(Schedule):
         for b in self.boundaries:
             check_int(self, "boundaries", b, 0)
 
-    def __call__(self, count):
+    def __call__(self, count: jax.Array | int) -> jax.Array:
         out = self.schedules[0](count)
         for b, s in zip(self.boundaries, self.schedules[1:]):
             out = jnp.where(count < b, out, s(count - b))

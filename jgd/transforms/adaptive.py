@@ -10,9 +10,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jgd import tree
 from jgd.base import (
+    Scalar,
     Transform,
     check_dtype,
     check_number,
@@ -49,9 +51,9 @@ def _rms_scaling(nu_hat, eps, eps_in_sqrt):
 class _RmsFields(Transform):
     """The arguments ``scale_by_rms`` and ``scale_by_stddev`` share (optax's)."""
 
-    decay: Any = 0.9
-    eps: Any = 1e-8
-    initial_scale: Any = 0.0
+    decay: Scalar = 0.9
+    eps: Scalar = 1e-8
+    initial_scale: Scalar = 0.0
     eps_in_sqrt: bool = static_field(default=True)
     bias_correction: bool = static_field(default=False)
 
@@ -89,13 +91,15 @@ class ScaleByRms(_RmsFields):
 
     _api = "jgd.scale_by_rms"
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         nu = tree.full_like(params, self.initial_scale)
         if self.bias_correction:
             return ScaleByRmsWithCountState(count=_count0(), nu=nu)
         return ScaleByRmsState(nu=nu)
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
         nu = jax.tree.map(lambda g, n: _ema(g, n, self.decay, True), updates, state.nu)
         if self.bias_correction:
@@ -157,14 +161,16 @@ class ScaleByStddev(_RmsFields):
 
     _api = "jgd.scale_by_stddev"
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         mu = tree.zeros_like(params)
         nu = tree.full_like(params, self.initial_scale)
         if self.bias_correction:
             return ScaleByRStdDevWithCountState(count=_count0(), mu=mu, nu=nu)
         return ScaleByRStdDevState(mu=mu, nu=nu)
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
         d = self.decay
         mu = jax.tree.map(lambda g, m: _ema(g, m, d), updates, state.mu)
@@ -222,8 +228,8 @@ class ScaleByRss(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    initial_accumulator_value: Any = 0.1
-    eps: Any = 1e-7
+    initial_accumulator_value: Scalar = 0.1
+    eps: Scalar = 1e-7
 
     _api = "jgd.scale_by_rss"
 
@@ -233,12 +239,14 @@ class ScaleByRss(Transform):
         )
         check_number(self, "eps", self.eps, 0)
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return ScaleByRssState(
             sum_of_squares=tree.full_like(params, self.initial_accumulator_value)
         )
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.sum_of_squares, "state")
 
         def accumulate(g, s):
@@ -293,11 +301,11 @@ class ScaleByAdam(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    b1: Any = 0.9
-    b2: Any = 0.999
-    eps: Any = 1e-8
-    eps_root: Any = 0.0
-    mu_dtype: Any = static_field(default=None)
+    b1: Scalar = 0.9
+    b2: Scalar = 0.999
+    eps: Scalar = 1e-8
+    eps_root: Scalar = 0.0
+    mu_dtype: DTypeLike | None = static_field(default=None)
     nesterov: bool = static_field(default=False, kw_only=True)
 
     _api = "jgd.scale_by_adam"
@@ -311,14 +319,16 @@ class ScaleByAdam(Transform):
             self, "mu_dtype", check_dtype(self, "mu_dtype", self.mu_dtype)
         )
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return ScaleByAdamState(
             count=_count0(),
             mu=tree.zeros_like(params, dtype=self.mu_dtype),
             nu=tree.zeros_like(params),
         )
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
         b1, b2 = self.b1, self.b2
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)

@@ -9,9 +9,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jgd import tree
 from jgd.base import (
+    Scalar,
+    ScalarOrSchedule,
     Transform,
     check_dtype,
     check_number,
@@ -53,17 +56,19 @@ class Scale(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    step_size: Any
+    step_size: Scalar
 
     _api = "jgd.scale"
 
     def check(self):
         check_number(self, "step_size", self.step_size)
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return empty_state()
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         s = self.step_size
         return jax.tree.map(lambda g: tree.coef(s, g.dtype) * g, updates), state
 
@@ -99,7 +104,7 @@ class ScaleByLearningRate(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    learning_rate: Any = None
+    learning_rate: ScalarOrSchedule | None = None
     flip_sign: bool = static_field(default=True, kw_only=True)
 
     _api = "jgd.scale_by_learning_rate"
@@ -109,12 +114,14 @@ class ScaleByLearningRate(Transform):
             self, "learning_rate", self.learning_rate, 0, schedule=True, none=True
         )
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         if callable(self.learning_rate):
             return ScaleByScheduleState(count=_count0())
         return empty_state()
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         lr = self.learning_rate
         if lr is None:
             return updates, state
@@ -165,9 +172,9 @@ class Trace(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    decay: Any
+    decay: Scalar
     nesterov: bool = static_field(default=False)
-    accumulator_dtype: Any = static_field(default=None)
+    accumulator_dtype: DTypeLike | None = static_field(default=None)
 
     _api = "jgd.trace"
 
@@ -179,10 +186,12 @@ class Trace(Transform):
             check_dtype(self, "accumulator_dtype", self.accumulator_dtype),
         )
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return TraceState(trace=tree.zeros_like(params, dtype=self.accumulator_dtype))
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.trace, "state")
         d = self.decay
 

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 
 from jgd import tree
 from jgd.base import (
+    Scalar,
+    ScalarOrSchedule,
     Transform,
     check_number,
     empty_state,
@@ -54,7 +56,7 @@ class AddDecayedWeights(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    weight_decay: Any = 0.0
+    weight_decay: ScalarOrSchedule = 0.0
     mask: Any = None
 
     _api = "jgd.add_decayed_weights"
@@ -62,12 +64,14 @@ class AddDecayedWeights(Transform):
     def check(self):
         check_number(self, "weight_decay", self.weight_decay, 0, schedule=True)
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         if callable(self.weight_decay):
             return AddDecayedWeightsState(count=_count0())
         return empty_state()
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         if params is None:
             raise ValueError(
                 f"{owner_name(self)}: update needs params (weight decay adds "
@@ -125,17 +129,19 @@ class Clip(Transform):
 
     packable = True  # element-wise: the same numbers on packed buckets
 
-    max_delta: Any
+    max_delta: Scalar
 
     _api = "jgd.clip"
 
     def check(self):
         check_number(self, "max_delta", self.max_delta, 0)
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return empty_state()
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         d = self.max_delta
 
         def f(g):
@@ -177,14 +183,14 @@ class ClipByGlobalNorm(Transform):
 
     packable = True  # one global sum: the same on packed buckets
 
-    max_norm: Any
+    max_norm: Scalar
 
     _api = "jgd.clip_by_global_norm"
 
     def check(self):
         check_number(self, "max_norm", self.max_norm, 0, lo_open=True)
 
-    def init(self, params):
+    def init(self, params: Any) -> Any:
         return empty_state()
 
     def factor(self, updates, norm: jax.Array | None = None) -> jax.Array:
@@ -194,7 +200,9 @@ class ClipByGlobalNorm(Transform):
         max_norm = tree.coef(self.max_norm, n.dtype)
         return jnp.where(n < max_norm, jnp.ones_like(n), max_norm / n)
 
-    def update(self, updates, state, params=None, **extra_args):
+    def update(
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
         factor = self.factor(updates)
 
         def f(g):

@@ -137,7 +137,11 @@ def _class_aliases(mod: griffe.Module) -> None:
             target = mod.members[value.name]
             if not target.is_alias and target.is_class:
                 alias = griffe.Alias(
-                    name, target, lineno=member.lineno, endlineno=member.endlineno, parent=mod
+                    name,
+                    target,
+                    lineno=member.lineno,
+                    endlineno=member.endlineno,
+                    parent=mod,
                 )
                 mod.set_member(name, alias)
 

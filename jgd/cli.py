@@ -26,10 +26,15 @@ COMMANDS = {
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` shows "(default: ...)" after an option's help, except for
-    flags and options whose default is None (nothing to show)."""
+    flags, options whose default is None (nothing to show) and help texts
+    that state their default themselves."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.nargs == 0:
+        if (
+            action.default is None
+            or action.nargs == 0
+            or "default" in (action.help or "")
+        ):
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args.args) or 0)
+    except SystemExit as e:  # the command's parser: --help (0) or a usage error (2)
+        return e.code if isinstance(e.code, int) else 1 if e.code else 0
     except BrokenPipeError:  # e.g. `jgd demo | head`: the reader left, not an error
         sys.stderr.close()
         return 0

@@ -12,6 +12,7 @@ from jgd.bench.goals import DEFAULT_GOALS, evaluate, load_goals
 from jgd.bench.measure import SCHEMA, run
 from jgd.bench.report import format_markdown, format_table
 from jgd.bench.workloads import OPTIMIZERS, PRESETS, VARIANTS, WORKLOADS
+from jgd.cli import HelpFormatter
 
 RESULTS = Path("benchmarks/results")
 
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         "optimizer, and jgd.train.make_step, interleaved in one process; report "
         "speedups and compile-time ratios against the optax step and check the "
         "goals in benchmarks/goals.json.",
+        formatter_class=HelpFormatter,
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -60,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "--variants",
         type=_csv,
         default=VARIANTS,
-        help=f"comma list from {list(VARIANTS)}",
+        help=f"comma list from {list(VARIANTS)} (default: all)",
     )
     p.add_argument("--rounds", type=int, help="interleaved rounds (>= 7)")
     p.add_argument(
@@ -71,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--goals",
         metavar="JSON",
-        help=f"the goals file (default {DEFAULT_GOALS.name} in benchmarks/)",
+        help=f"the goals file (default: {DEFAULT_GOALS.name} in benchmarks/)",
     )
     p.add_argument(
         "--out",

@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 
+from jgd.cli import HelpFormatter
 from jgd.lab.functions import FUNCTIONS
 from jgd.lab.runs import OPTIMIZERS, lr_sweep, trajectories
 
@@ -60,14 +61,11 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
             else "Plot the paths of optimizers on a test function (or 'sweep')."
         ),
         epilog=f"functions: {', '.join(FUNCTIONS)}; optimizers: {', '.join(OPTIMIZERS)}.",
+        formatter_class=HelpFormatter,
     )
     if sweep:
-        p.add_argument(
-            "--optimizer", default="momentum", help="optimizer name (default momentum)"
-        )
-        p.add_argument(
-            "--function", default="rosenbrock", help="function (default rosenbrock)"
-        )
+        p.add_argument("--optimizer", default="momentum", help="optimizer name")
+        p.add_argument("--function", default="rosenbrock", help="function")
         p.add_argument(
             "--lr-min", type=float, default=1e-4, help="smallest learning rate"
         )
@@ -75,9 +73,7 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
             "--lr-max", type=float, default=10.0, help="largest learning rate"
         )
         p.add_argument("--num", type=int, default=25, help="learning rates, log-spaced")
-        p.add_argument(
-            "--steps", type=int, default=500, help="steps per run (default 500)"
-        )
+        p.add_argument("--steps", type=int, default=500, help="steps per run")
         p.add_argument(
             "--tol",
             type=float,
@@ -89,18 +85,16 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
         p.add_argument(
             "--optimizers",
             default="sgd,momentum,rmsprop,adam",
-            help="comma-separated names (default sgd,momentum,rmsprop,adam)",
+            help="comma-separated names",
         )
         p.add_argument(
             "--lr",
             default=None,
             help="one learning rate, or one per optimizer (default: the function's)",
         )
-        p.add_argument(
-            "--steps", type=int, default=500, help="steps per run (default 500)"
-        )
+        p.add_argument("--steps", type=int, default=500, help="steps per run")
         p.add_argument("--start", default=None, help="start point, e.g. -1.5,2")
-    p.add_argument("--out", default=None, help="PNG file to write (default NAME.png)")
+    p.add_argument("--out", default=None, help="PNG file to write (default: NAME.png)")
     return p
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -160,6 +161,43 @@ def _compiled_epoch(loss_fn, key: tuple, make: Callable, args: tuple):
     return compiled, time.perf_counter() - t0
 
 
+# fit's progress says "compiling" once a compile has lasted this long, and how
+# long it took after.
+COMPILE_NOTICE_S = 3.0
+
+
+def _show_progress(progress: bool) -> bool:
+    """A bar on a terminal, or a widget in a notebook (where stderr is no tty)."""
+    if not progress:
+        return False
+    from tqdm import autonotebook, std
+
+    return sys.stderr.isatty() or autonotebook.tqdm is not std.tqdm
+
+
+class _CompileNotice:
+    """Tell the user about a slow compile: a line on stderr after
+    ``COMPILE_NOTICE_S`` seconds, and another with the time once done."""
+
+    def __init__(self, show: bool, name: str):
+        self.name, self.t0 = name, time.perf_counter()
+        self.timer = threading.Timer(
+            COMPILE_NOTICE_S, self._say, ["compiling the epoch…"]
+        )
+        self.timer.daemon = True
+        if show:
+            self.timer.start()
+
+    def _say(self, what: str) -> None:
+        print(f"{self.name}: {what}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        self.timer.cancel()
+        seconds = time.perf_counter() - self.t0
+        if self.timer.ident is not None and seconds > COMPILE_NOTICE_S:  # started
+            self._say(f"compiled the epoch in {seconds:.1f} s")
+
+
 @functools.partial(jax.jit, static_argnums=2)
 def _epoch_order(key: jax.Array, epoch: jax.Array, n: int) -> jax.Array:
     """The order in which epoch ``epoch`` visits the ``n`` samples. Compiled
@@ -214,8 +252,10 @@ def fit(
         shuffle: visit samples in a new random order every epoch (ignored for
             full batches); False keeps the data's order.
         drop_last: skip the last ``n % batch_size`` samples of each epoch.
-        progress: a tqdm bar over epochs with the running loss (also off when
-            stderr is not a terminal).
+        progress: a tqdm bar over epochs with the running loss (``tqdm.auto``:
+            a widget in notebooks; off when stderr is not a terminal
+            outside a notebook), and a line on stderr when compiling the
+            epoch takes over ``COMPILE_NOTICE_S`` (3) seconds.
         callbacks: callables ``cb(epoch, params, metrics)`` run after each
             epoch, ``metrics`` a dict of ``loss`` (float), ``step_loss`` and
             ``grad_norm`` (arrays); one returning True stops training.
@@ -275,15 +315,22 @@ def fit(
         return _epoch_fn(step, n, batch_size, drop_last)[0]
 
     sizes = _epoch_fn(None, n, batch_size, drop_last)[1]
+    show = _show_progress(progress)
+    notice = _CompileNotice(show, name)
     t0 = time.perf_counter()
-    compiled, compile_time = _compiled_epoch(
-        loss_fn,
-        (n, batch_size, drop_last),
-        make,
-        (carry, opt, data, in_order, offsets),
-    )
-    next_order = jax.block_until_ready(order(0))  # compiles the shuffle, if new
+    try:
+        compiled, compile_time = _compiled_epoch(
+            loss_fn,
+            (n, batch_size, drop_last),
+            make,
+            (carry, opt, data, in_order, offsets),
+        )
+        next_order = jax.block_until_ready(order(0))  # compiles the shuffle, if new
+    except BaseException:
+        notice.timer.cancel()
+        raise
     compile_time = time.perf_counter() - t0 if compile_time else 0.0
+    notice.done()
 
     epoch_loss, step_loss, grad_norm = [], [], []
     train_time = 0.0
@@ -304,7 +351,7 @@ def fit(
         total=epochs,
         desc="fit",
         unit="epoch",
-        disable=not (progress and sys.stderr.isatty()),
+        disable=not show,
     )
     try:
         for e in range(epochs):

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Self, TypeVar, Union, dataclass_transform, o
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 __all__ = [
     "Chain",
@@ -237,7 +238,7 @@ class Transform(Value):
 class Schedule(Value):
     """A step-size schedule: ``schedule(count) -> value``, a pytree value."""
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         raise NotImplementedError
 
 

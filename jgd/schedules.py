@@ -23,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jgd import tree
 from jgd.base import (
@@ -68,7 +69,7 @@ class ConstantSchedule(Schedule):
     def check(self):
         check_number(self, "value", self.value)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         return self.value
 
 
@@ -114,7 +115,7 @@ class PolynomialSchedule(Schedule):
         check_int(self, "transition_steps", self.transition_steps, 1)
         check_int(self, "transition_begin", self.transition_begin, 0)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = jnp.clip(count - self.transition_begin, 0, self.transition_steps)
         frac = 1 - _float(k) / self.transition_steps
         return (self.init_value - self.end_value) * frac**self.power + self.end_value
@@ -170,13 +171,15 @@ class ExponentialDecay(Schedule):
         check_int(self, "transition_begin", self.transition_begin, 0)
         check_number(self, "end_value", self.end_value, none=True)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = count - self.transition_begin
         p = _float(k) / self.transition_steps
         if self.staircase:
             p = jnp.floor(p)
         value = jnp.where(
-            k <= 0, self.init_value, self.init_value * jnp.power(self.decay_rate, p)
+            jnp.asarray(k) <= 0,
+            self.init_value,
+            self.init_value * jnp.power(self.decay_rate, p),
         )
         if self.end_value is not None:
             value = jnp.where(
@@ -214,7 +217,7 @@ class PiecewiseConstantSchedule(Schedule):
             check_int(self, "boundaries_and_scales key", b, 0)
             check_number(self, f"the scale at boundary {b}", s, 0)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         v = self.init_value
         for b, s in zip(self.boundaries, self.scales):
             v = jnp.where(count < b, v, s * v)
@@ -263,7 +266,7 @@ class CosineDecaySchedule(Schedule):
         check_number(self, "alpha", self.alpha)
         check_number(self, "exponent", self.exponent)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         steps = float(self.decay_steps)
         k = jnp.minimum(_float(count), steps)
         c = 0.5 * (1 + jnp.cos(jnp.pi * k / steps))
@@ -305,7 +308,7 @@ class WarmupCosineDecaySchedule(Schedule):
         check_int(self, "warmup_steps", self.warmup_steps, 0)
         check_int(self, "decay_steps", self.decay_steps, self.warmup_steps + 1)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         peak, end = self.peak_value, self.end_value
         alpha: float | jax.Array
         if isinstance(peak, (int, float)) and isinstance(end, (int, float)):
@@ -319,7 +322,7 @@ class WarmupCosineDecaySchedule(Schedule):
             return decay(count)
         warm = linear_schedule(self.init_value, peak, self.warmup_steps)
         w = self.warmup_steps
-        return jnp.where(count < w, warm(count), decay(count - w))
+        return jnp.where(jnp.asarray(count) < w, warm(count), decay(count - w))
 
 
 warmup_cosine_decay_schedule = WarmupCosineDecaySchedule
@@ -363,7 +366,7 @@ class JoinSchedules(Schedule):
         for b in self.boundaries:
             check_int(self, "boundaries", b, 0)
 
-    def __call__(self, count: jax.Array | int) -> jax.Array:
+    def __call__(self, count: ArrayLike) -> jax.Array:
         out = self.schedules[0](count)
         for b, s in zip(self.boundaries, self.schedules[1:]):
             out = jnp.where(count < b, out, s(count - b))

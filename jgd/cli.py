@@ -36,7 +36,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             or "default" in (action.help or "")
         ):
             return action.help or ""
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 def version() -> str:

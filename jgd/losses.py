@@ -101,7 +101,7 @@ def _axes(name: str, axis: Any, ndim: int, allow_none: bool) -> tuple[int, ...]:
             raise TypeError(
                 f"{name}: axis must be {kinds}; got {axis!r} ({type(axis).__name__})."
             )
-        if not -ndim <= a < ndim:
+        if not -ndim <= int(a) < ndim:
             raise ValueError(
                 f"{name}: axis must be in [{-ndim}, {ndim}) for logits of rank "
                 f"{ndim}; got {axis}."

@@ -120,8 +120,14 @@ def _epoch_fn(step: Callable, n: int, batch_size: int, drop_last: bool):
             out = tuple(jnp.concatenate([a, b[None]]) for a, b in zip(out, last))
         return carry[0], out
 
-    sizes = np.array([batch_size] * n_full + ([rest] if rest else []), np.float64)
-    return epoch, sizes
+    return epoch, _batch_sizes(n, batch_size, drop_last)
+
+
+def _batch_sizes(n: int, batch_size: int, drop_last: bool) -> np.ndarray:
+    """The size of each batch of an epoch, in order."""
+    n_full, rest = divmod(n, batch_size)
+    rest = 0 if drop_last else rest
+    return np.array([batch_size] * n_full + ([rest] if rest else []), np.float64)
 
 
 # Compiled epochs, kept across fit calls: per loss function, per epoch shape,
@@ -314,7 +320,7 @@ def fit(
         step = step_fn(loss_fn, False, name, grad_norm=True)
         return _epoch_fn(step, n, batch_size, drop_last)[0]
 
-    sizes = _epoch_fn(None, n, batch_size, drop_last)[1]
+    sizes = _batch_sizes(n, batch_size, drop_last)
     show = _show_progress(progress)
     notice = _CompileNotice(show, name)
     t0 = time.perf_counter()
@@ -332,7 +338,9 @@ def fit(
     compile_time = time.perf_counter() - t0 if compile_time else 0.0
     notice.done()
 
-    epoch_loss, step_loss, grad_norm = [], [], []
+    epoch_loss: list[float] = []
+    step_loss: list[np.ndarray] = []
+    grad_norm: list[np.ndarray] = []
     train_time = 0.0
 
     def history():
@@ -409,8 +417,8 @@ def fit(
 def _keep_last_good(err: BaseException, state: Any, history: History) -> None:
     """Hand the last good params to whoever catches ``err``."""
     try:
-        err.params, err.history = state.params, history
-    except (AttributeError, TypeError):  # a class that takes no attributes
+        vars(err).update(params=state.params, history=history)
+    except TypeError:  # a class that takes no attributes
         return
     err.add_note(
         "jgd.train.fit: the params after the last completed epoch are in this "

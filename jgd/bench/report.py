@@ -108,6 +108,15 @@ def format_table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _md_cells(r: dict, variants, seconds: str, ratio: str) -> list[str]:
+    """One Markdown cell per variant of row ``r``: ``seconds (ratio)``."""
+    cells = []
+    for n in variants:
+        c = _ok(r, n)
+        cells.append("-" if c is None else f"{fmt_s(c[seconds])} ({_x(c.get(ratio))})")
+    return cells
+
+
 def format_markdown(out: dict[str, Any]) -> str:
     """A recorded run as Markdown: the run's header, the step and compile
     tables with ratios to the optax step, the goals."""
@@ -132,14 +141,7 @@ def format_markdown(out: dict[str, Any]) -> str:
         "|---|---|--:|--:|" + "--:|" * len(variants),
     ]
     for r in out["results"]:
-        cells = []
-        for n in variants:
-            c = _ok(r, n)
-            cells.append(
-                "-"
-                if c is None
-                else f"{fmt_s(c['step_s'])} ({_x(c.get('speedup_vs_optax'))})"
-            )
+        cells = _md_cells(r, variants, "step_s", "speedup_vs_optax")
         lines.append(
             f"| {r['workload']} | {r['optimizer']} | {r['n_leaves']} | "
             f"{fmt_s(r['limit']['step_s'])} | " + " | ".join(cells) + " |"
@@ -152,15 +154,7 @@ def format_markdown(out: dict[str, Any]) -> str:
         "|---|---|" + "--:|" * len(variants),
     ]
     for r in out["results"]:
-        cells = []
-        for n in variants:
-            c = _ok(r, n)
-            cells.append(
-                "-"
-                if c is None
-                else f"{fmt_s(c['lower_plus_compile_s'])} "
-                f"({_x(c.get('compile_ratio_vs_optax'))})"
-            )
+        cells = _md_cells(r, variants, "lower_plus_compile_s", "compile_ratio_vs_optax")
         lines.append(
             f"| {r['workload']} | {r['optimizer']} | " + " | ".join(cells) + " |"
         )

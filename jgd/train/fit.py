@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd.base import check_int
-from jgd.train.step import check_opt, init, step_fn
+from jgd.train.step import init, step_fn
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
@@ -120,7 +120,7 @@ def _epoch_fn(step: Callable, n: int, batch_size: int, drop_last: bool):
             out = tuple(jnp.concatenate([a, b[None]]) for a, b in zip(out, last))
         return carry[0], out
 
-    return epoch, _batch_sizes(n, batch_size, drop_last)
+    return epoch
 
 
 def _batch_sizes(n: int, batch_size: int, drop_last: bool) -> np.ndarray:
@@ -311,14 +311,13 @@ def fit(
     in_order = jnp.arange(n, dtype=jnp.int32)
     order = lambda e: _epoch_order(key, e, n) if shuffled else in_order
     data = jax.tree.map(jnp.asarray, data)
-    state = init(params, opt, flat=flat)
-    check_opt(name, state)
+    state = init(params, opt, flat=flat)  # its layout is made for opt
     carry, opt = state.replace(opt=None), state.opt
     offsets = state.layout.offsets()
 
     def make():
         step = step_fn(loss_fn, False, name, grad_norm=True)
-        return _epoch_fn(step, n, batch_size, drop_last)[0]
+        return _epoch_fn(step, n, batch_size, drop_last)
 
     sizes = _batch_sizes(n, batch_size, drop_last)
     show = _show_progress(progress)

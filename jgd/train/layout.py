@@ -73,7 +73,7 @@ def _pin(x: jax.Array, sharding: Any) -> jax.Array:
     already carry it in the type (and refuse the constraint)."""
     if sharding is None or not isinstance(sharding, NamedSharding):
         return x
-    if any(str(t).endswith("Explicit") for t in sharding.mesh.axis_types):
+    if jax.sharding.AxisType.Explicit in sharding.mesh.axis_types:
         return x
     return jax.lax.with_sharding_constraint(x, sharding)
 

@@ -139,9 +139,10 @@ def init(
         pack_below = PACK_BELOW
     if not isinstance(pack_below, int) or pack_below < 0:
         raise ValueError(f"{name}: pack_below must be an int >= 0; got {pack_below!r}.")
-    leaves, treedef = jax.tree.flatten(params)
+    with_paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves = [x for _, x in with_paths]
     arrays = []
-    for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+    for path, x in with_paths:
         a = jnp.asarray(x)
         if not jnp.issubdtype(a.dtype, jnp.floating):
             raise TypeError(
@@ -353,7 +354,12 @@ class _Step:
             )
         _check_alive(self.name, state)
         fits = self._fits
-        if fits is None or fits[0] is not state.opt or fits[1] != state.layout:
+        # Identity first: comparing layouts walks every slot.
+        if (
+            fits is None
+            or fits[0] is not state.opt
+            or (fits[1] is not state.layout and fits[1] != state.layout)
+        ):
             check_opt(self.name, state)
             # Python numbers would be copied to the device on every call.
             on_device = jax.tree.map(_to_device, state.opt)

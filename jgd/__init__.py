@@ -13,6 +13,15 @@ so ``import jgd`` stays cheap.
 
 import importlib
 
+import jgd.optimizers.adam_family as _o_adam_family
+import jgd.optimizers.per_leaf as _o_per_leaf
+import jgd.optimizers.quasi_newton as _o_quasi_newton
+import jgd.optimizers.sgd_variants as _o_sgd_variants
+import jgd.transforms.adam_family as _t_adam_family
+import jgd.transforms.clipping as _t_clipping
+import jgd.transforms.elementwise as _t_elementwise
+import jgd.transforms.linesearch as _t_linesearch
+import jgd.transforms.per_leaf as _t_per_leaf
 from jgd import base, losses, models, schedules, tree
 from jgd.base import (
     ScalarOrSchedule,
@@ -24,6 +33,10 @@ from jgd.base import (
     identity,
 )
 from jgd.optimizers import adagrad, adam, adamw, gd, rmsprop, sgd
+from jgd.optimizers.adam_family import *
+from jgd.optimizers.per_leaf import *
+from jgd.optimizers.quasi_newton import *
+from jgd.optimizers.sgd_variants import *
 from jgd.transforms import (
     AddDecayedWeightsState,
     ScaleByAdamState,
@@ -45,6 +58,11 @@ from jgd.transforms import (
     scale_by_stddev,
     trace,
 )
+from jgd.transforms.adam_family import *
+from jgd.transforms.clipping import *
+from jgd.transforms.elementwise import *
+from jgd.transforms.linesearch import *
+from jgd.transforms.per_leaf import *
 
 __version__ = "0.1.0"
 
@@ -71,6 +89,7 @@ __all__ = [
     "chain",
     "clip",
     "clip_by_global_norm",
+    "contrib",
     "gd",
     "identity",
     "lab",
@@ -89,9 +108,25 @@ __all__ = [
     "train",
     "tree",
 ]
+# The catalogue's themed modules: their functions and states, flat (as optax).
+__all__ += _o_adam_family.__all__
+__all__ += _o_per_leaf.__all__
+__all__ += _o_sgd_variants.__all__
+__all__ += _o_quasi_newton.__all__
+__all__ += _t_adam_family.__all__
+__all__ += _t_per_leaf.__all__
+__all__ += _t_elementwise.__all__
+__all__ += _t_clipping.__all__
+__all__ += _t_linesearch.__all__
 
 
-_LAZY = ("bench", "demo", "lab", "train")  # imported on first attribute access
+_LAZY = (
+    "bench",
+    "contrib",
+    "demo",
+    "lab",
+    "train",
+)  # imported on first attribute access
 
 
 def __getattr__(name):

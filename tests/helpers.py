@@ -74,6 +74,36 @@ def standard_promotion():
         yield
 
 
+def f64_count(schedule):
+    """KNOWN_DIFFERENCES['schedule precision'] (tests/test_vs_optax.py): under
+    x64, evaluate an optax schedule at the float64 step count so it computes in
+    float64 too."""
+    if not jax.config.jax_enable_x64:
+        return schedule
+    return lambda count: schedule(jnp.asarray(count, jnp.float64))
+
+
+def lr(schedule: bool, jgd_side: bool):
+    """The learning rate of a cross-check case: 0.05, or (``schedule``) a
+    warmup-cosine schedule, jgd's or optax's (the same numbers)."""
+    if not schedule:
+        return 0.05
+    if jgd_side:
+        return jgd.schedules.warmup_cosine_decay_schedule(
+            0.0, 0.1, 10, 40, end_value=0.01
+        )
+    import optax  # a test dependency; jgd itself never imports it
+
+    return f64_count(
+        optax.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
+    )
+
+
+def decay_mask(params):
+    """Decay matrices only (as one usually exempts biases and scalars)."""
+    return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
 def bowl(x):
     """Quadratic bowl on a pytree: sum of x**2 / 2 over all elements (curvature 1)."""
     leaves = jax.tree.leaves(x)

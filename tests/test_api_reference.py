@@ -28,6 +28,7 @@ DOCS = ROOT / "docs"
 # The modules whose every public name the reference must show.
 MODULES = [
     "jgd",
+    "jgd.contrib",
     "jgd.schedules",
     "jgd.losses",
     "jgd.tree",

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 import jgd
-from tests.helpers import OPTIMIZERS, bowl, random_tree, rosenbrock
+from tests import catalogue
+from tests.helpers import OPTIMIZERS as _CORE
+from tests.helpers import bowl, random_tree, rosenbrock
 
+OPTIMIZERS = {**_CORE, **catalogue.CONFORMANCE}
 NAMES = sorted(OPTIMIZERS)
 
 

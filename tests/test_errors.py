@@ -12,6 +12,7 @@ import pytest
 
 import jgd
 from jgd import schedules as js
+from tests import catalogue
 
 # (call, exception type, exact message or regex)
 CASES = [
@@ -202,6 +203,7 @@ CASES = [
         "jgd.schedules.join_schedules: boundaries must have one entry fewer than schedules; got 1 boundaries for 1 schedules.",
     ),
 ]
+CASES += catalogue.BAD_INPUT
 
 
 @pytest.mark.parametrize(

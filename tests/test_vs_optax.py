@@ -20,10 +20,14 @@ import pytest
 
 import jgd
 from jgd import schedules as js
+from tests import catalogue
 from tests.helpers import (
     TOL,
     assert_trees_close,
+    decay_mask,
+    f64_count,
     gradient_stream,
+    lr,
     random_tree,
     standard_promotion,
 )
@@ -76,7 +80,7 @@ KNOWN_DIFFERENCES = {
         "optax divides the int32 step count by an int, which gives float32 even "
         "under x64. The float64 cross-checks therefore feed optax's schedules "
         "the step count as float64 (the same function, evaluated in the precision "
-        "under test): see _f64_count."
+        "under test): see tests.helpers.f64_count."
     ),
     "clip rounding": (
         "jgd.clip_by_global_norm scales by one factor, g * (max_norm / n), as "
@@ -121,24 +125,7 @@ KNOWN_DIFFERENCES = {
         "0 still gives NaN in both, as 0 * -inf: mask such classes with where."
     ),
 }
-
-
-def _f64_count(schedule):
-    """KNOWN_DIFFERENCES['schedule precision']: under x64, evaluate an optax
-    schedule at the float64 step count so it computes in float64 too."""
-    if not jax.config.jax_enable_x64:
-        return schedule
-    return lambda count: schedule(jnp.asarray(count, jnp.float64))
-
-
-def _lr(schedule: bool, jgd_side: bool):
-    if not schedule:
-        return 0.05
-    if jgd_side:
-        return js.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
-    return _f64_count(
-        optax.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
-    )
+KNOWN_DIFFERENCES.update(catalogue.KNOWN_DIFFERENCES)
 
 
 def _optax_clip_by_global_norm(max_norm):
@@ -153,31 +140,26 @@ def _optax_clip_by_global_norm(max_norm):
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def _decay_mask(params):
-    """Decay matrices only (as one usually exempts biases and scalars)."""
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
-
-
 # name -> (jgd factory, optax factory), each taking `sched` (bool).
 CASES = {
     # optimizers
-    "gd": (lambda s: jgd.gd(_lr(s, True)), lambda s: optax.sgd(_lr(s, False))),
-    "sgd": (lambda s: jgd.sgd(_lr(s, True)), lambda s: optax.sgd(_lr(s, False))),
+    "gd": (lambda s: jgd.gd(lr(s, True)), lambda s: optax.sgd(lr(s, False))),
+    "sgd": (lambda s: jgd.sgd(lr(s, True)), lambda s: optax.sgd(lr(s, False))),
     "sgd_momentum": (
-        lambda s: jgd.sgd(_lr(s, True), momentum=0.9),
-        lambda s: optax.sgd(_lr(s, False), momentum=0.9),
+        lambda s: jgd.sgd(lr(s, True), momentum=0.9),
+        lambda s: optax.sgd(lr(s, False), momentum=0.9),
     ),
     "sgd_nesterov": (
-        lambda s: jgd.sgd(_lr(s, True), momentum=0.8, nesterov=True),
-        lambda s: optax.sgd(_lr(s, False), momentum=0.8, nesterov=True),
+        lambda s: jgd.sgd(lr(s, True), momentum=0.8, nesterov=True),
+        lambda s: optax.sgd(lr(s, False), momentum=0.8, nesterov=True),
     ),
     "rmsprop": (
-        lambda s: jgd.rmsprop(_lr(s, True)),
-        lambda s: optax.rmsprop(_lr(s, False)),
+        lambda s: jgd.rmsprop(lr(s, True)),
+        lambda s: optax.rmsprop(lr(s, False)),
     ),
     "rmsprop_all_flags": (
         lambda s: jgd.rmsprop(
-            _lr(s, True),
+            lr(s, True),
             decay=0.95,
             eps=1e-6,
             initial_scale=0.1,
@@ -188,7 +170,7 @@ CASES = {
             bias_correction=True,
         ),
         lambda s: optax.rmsprop(
-            _lr(s, False),
+            lr(s, False),
             decay=0.95,
             eps=1e-6,
             initial_scale=0.1,
@@ -200,57 +182,57 @@ CASES = {
         ),
     ),
     "rmsprop_momentum_bias_correction": (
-        lambda s: jgd.rmsprop(_lr(s, True), momentum=0.5, bias_correction=True),
-        lambda s: optax.rmsprop(_lr(s, False), momentum=0.5, bias_correction=True),
+        lambda s: jgd.rmsprop(lr(s, True), momentum=0.5, bias_correction=True),
+        lambda s: optax.rmsprop(lr(s, False), momentum=0.5, bias_correction=True),
     ),
     "adagrad": (
-        lambda s: jgd.adagrad(_lr(s, True)),
-        lambda s: optax.adagrad(_lr(s, False)),
+        lambda s: jgd.adagrad(lr(s, True)),
+        lambda s: optax.adagrad(lr(s, False)),
     ),
     "adagrad_args": (
-        lambda s: jgd.adagrad(_lr(s, True), initial_accumulator_value=0.0, eps=1e-3),
-        lambda s: optax.adagrad(_lr(s, False), initial_accumulator_value=0.0, eps=1e-3),
+        lambda s: jgd.adagrad(lr(s, True), initial_accumulator_value=0.0, eps=1e-3),
+        lambda s: optax.adagrad(lr(s, False), initial_accumulator_value=0.0, eps=1e-3),
     ),
-    "adam": (lambda s: jgd.adam(_lr(s, True)), lambda s: optax.adam(_lr(s, False))),
+    "adam": (lambda s: jgd.adam(lr(s, True)), lambda s: optax.adam(lr(s, False))),
     "adam_all_flags": (
         lambda s: jgd.adam(
-            _lr(s, True), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True
+            lr(s, True), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True
         ),
         lambda s: optax.adam(
-            _lr(s, False), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True
+            lr(s, False), b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=True
         ),
     ),
-    "adamw": (lambda s: jgd.adamw(_lr(s, True)), lambda s: optax.adamw(_lr(s, False))),
+    "adamw": (lambda s: jgd.adamw(lr(s, True)), lambda s: optax.adamw(lr(s, False))),
     "adamw_mask_tree_wd_schedule": (
         lambda s: jgd.adamw(
-            _lr(s, True),
+            lr(s, True),
             weight_decay=js.linear_schedule(0.1, 0.0, 30),
-            mask=_decay_mask(random_tree(jax.random.key(0))),
+            mask=decay_mask(random_tree(jax.random.key(0))),
         ),
         lambda s: optax.adamw(
-            _lr(s, False),
-            weight_decay=_f64_count(optax.schedules.linear_schedule(0.1, 0.0, 30)),
-            mask=_decay_mask(random_tree(jax.random.key(0))),
+            lr(s, False),
+            weight_decay=f64_count(optax.schedules.linear_schedule(0.1, 0.0, 30)),
+            mask=decay_mask(random_tree(jax.random.key(0))),
         ),
     ),
     "adamw_mask_callable_nesterov": (
         lambda s: jgd.adamw(
-            _lr(s, True), weight_decay=0.05, mask=_decay_mask, nesterov=True
+            lr(s, True), weight_decay=0.05, mask=decay_mask, nesterov=True
         ),
         lambda s: optax.adamw(
-            _lr(s, False), weight_decay=0.05, mask=_decay_mask, nesterov=True
+            lr(s, False), weight_decay=0.05, mask=decay_mask, nesterov=True
         ),
     ),
     # building blocks
     "identity": (lambda s: jgd.identity(), lambda s: optax.identity()),
     "scale": (lambda s: jgd.scale(-0.3), lambda s: optax.scale(-0.3)),
     "scale_by_learning_rate": (
-        lambda s: jgd.scale_by_learning_rate(_lr(s, True)),
-        lambda s: optax.scale_by_learning_rate(_lr(s, False)),
+        lambda s: jgd.scale_by_learning_rate(lr(s, True)),
+        lambda s: optax.scale_by_learning_rate(lr(s, False)),
     ),
     "scale_by_learning_rate_no_flip": (
-        lambda s: jgd.scale_by_learning_rate(_lr(s, True), flip_sign=False),
-        lambda s: optax.scale_by_learning_rate(_lr(s, False), flip_sign=False),
+        lambda s: jgd.scale_by_learning_rate(lr(s, True), flip_sign=False),
+        lambda s: optax.scale_by_learning_rate(lr(s, False), flip_sign=False),
     ),
     "trace": (lambda s: jgd.trace(0.9), lambda s: optax.trace(0.9)),
     "trace_nesterov": (
@@ -289,8 +271,8 @@ CASES = {
         lambda s: optax.add_decayed_weights(0.1),
     ),
     "add_decayed_weights_masked": (
-        lambda s: jgd.add_decayed_weights(0.1, _decay_mask),
-        lambda s: optax.add_decayed_weights(0.1, _decay_mask),
+        lambda s: jgd.add_decayed_weights(0.1, decay_mask),
+        lambda s: optax.add_decayed_weights(0.1, decay_mask),
     ),
     "clip": (lambda s: jgd.clip(0.5), lambda s: optax.clip(0.5)),
     "clip_by_global_norm": (
@@ -302,14 +284,15 @@ CASES = {
     ),
     "chain_clip_adamw": (
         lambda s: jgd.chain(
-            jgd.clip_by_global_norm(CLIP), jgd.adamw(_lr(s, True), weight_decay=0.01)
+            jgd.clip_by_global_norm(CLIP), jgd.adamw(lr(s, True), weight_decay=0.01)
         ),
         lambda s: optax.chain(
             _optax_clip_by_global_norm(CLIP),
-            optax.adamw(_lr(s, False), weight_decay=0.01),
+            optax.adamw(lr(s, False), weight_decay=0.01),
         ),
     ),
 }
+CASES.update(catalogue.CASES)
 
 SCHEDULED = {
     "gd",
@@ -320,7 +303,7 @@ SCHEDULED = {
     "adamw",
     "adamw_mask_tree_wd_schedule",
     "scale_by_learning_rate",
-}
+} | catalogue.SCHEDULED
 PARAMS = [(name, False) for name in CASES] + [
     (name, True) for name in sorted(SCHEDULED)
 ]
@@ -494,6 +477,7 @@ SCHEDULES = {
         20,
     ),
 }
+SCHEDULES.update(catalogue.SCHEDULES)
 
 
 def _check_schedule(name):
@@ -503,7 +487,7 @@ def _check_schedule(name):
     with standard_promotion() if "optax" in name else contextlib.nullcontext():
         got_jit = jax.jit(jax.vmap(ours))(counts)
         got_eager = [ours(c) for c in counts]
-    theirs = _f64_count(theirs)
+    theirs = f64_count(theirs)
     with standard_promotion():
         want_jit = jax.jit(jax.vmap(theirs))(counts)
         want_eager = [theirs(c) for c in counts]

@@ -11,11 +11,21 @@ hyperparameters are leaves (so ``jit`` does not recompile when they change and
 ``vmap``/``grad`` reach them), its flags and dtypes are static. In the update
 equations ``g`` is the incoming update leaf, ``t`` the 1-based step.
 
-The code sits in three themed modules: ``basic`` (scaling, learning rate,
-momentum), ``adaptive`` (RMSprop, AdaGrad, Adam) and ``regularization``
-(weight decay, clipping).
+The code sits in themed modules: ``basic`` (scaling, learning rate,
+momentum), ``adaptive`` (RMSprop, AdaGrad, Adam), ``regularization`` (weight
+decay, clipping), ``adam_family``, ``per_leaf``, ``elementwise``, ``clipping``
+and ``linesearch``. A theme module's ``__all__`` (functions and states) is
+re-exported here and at the top level.
 """
 
+from jgd.transforms import (
+    adam_family,
+    clipping,
+    elementwise,
+    linesearch,
+    per_leaf,
+)
+from jgd.transforms.adam_family import *
 from jgd.transforms.adaptive import (
     ScaleByAdam,
     ScaleByAdamState,
@@ -42,6 +52,10 @@ from jgd.transforms.basic import (
     scale_by_learning_rate,
     trace,
 )
+from jgd.transforms.clipping import *
+from jgd.transforms.elementwise import *
+from jgd.transforms.linesearch import *
+from jgd.transforms.per_leaf import *
 from jgd.transforms.regularization import (
     AddDecayedWeights,
     AddDecayedWeightsState,
@@ -83,3 +97,8 @@ __all__ = [
     "scale_by_stddev",
     "trace",
 ]
+__all__ += adam_family.__all__
+__all__ += per_leaf.__all__
+__all__ += elementwise.__all__
+__all__ += clipping.__all__
+__all__ += linesearch.__all__

@@ -1,4 +1,4 @@
-"""Optimizers: each a short ``chain`` of building blocks under its equations.
+"""The tutorials' optimizers: each a short ``chain`` under its equations.
 
 Holds ``gd`` (plain gradient descent, as the tutorials write it), ``sgd``
 (momentum, Nesterov), ``rmsprop`` (centered, momentum, Nesterov), ``adagrad``,
@@ -19,17 +19,15 @@ from typing import Any
 from jax.typing import DTypeLike
 
 from jgd.base import (
-    Chain,
     Identity,
     Scalar,
     ScalarOrSchedule,
-    Transform,
-    api_name,
     chain,
     check_number,
     register,
     static_field,
 )
+from jgd.optimizers.optimizer import Optimizer
 from jgd.transforms import (
     add_decayed_weights,
     scale_by_adam,
@@ -41,28 +39,6 @@ from jgd.transforms import (
 )
 
 __all__ = ["adagrad", "adam", "adamw", "gd", "rmsprop", "sgd"]
-
-
-class Optimizer(Transform):
-    """An optimizer: a named, printable recipe of transforms."""
-
-    def recipe(self) -> Chain:
-        """The chain of building blocks this optimizer is."""
-        raise NotImplementedError
-
-    def check(self):
-        with api_name(self._api):  # build once so bad arguments fail now
-            self.recipe()
-
-    def init(self, params: Any) -> Any:
-        with api_name(self._api):
-            return self.recipe().init(params)
-
-    def update(
-        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
-    ) -> tuple[Any, Any]:
-        with api_name(self._api):
-            return self.recipe().update(updates, state, params, **extra_args)
 
 
 def _check_momentum(opt: "Sgd | Rmsprop") -> None:

@@ -1,0 +1,3 @@
+"""Coin-betting and tuner methods: cocob, mechanize."""
+
+__all__: list[str] = []

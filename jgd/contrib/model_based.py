@@ -1,0 +1,3 @@
+"""MoMo: model-based momentum (momo, momo_adam)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Muon: momentum orthogonalised by Newton-Schulz iterations (scale_by_muon, muon)."""
+
+__all__: list[str] = []

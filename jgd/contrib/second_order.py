@@ -1,0 +1,3 @@
+"""Sophia: clipped second-order steps from a Hessian estimate."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""L-BFGS with its zoom line search."""
+
+__all__: list[str] = []

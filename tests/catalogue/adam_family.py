@@ -1,0 +1,14 @@
+"""Cases for Adam's relatives (jgd/optimizers/adam_family.py, jgd/transforms/adam_family.py).
+
+See tests/catalogue/__init__.py for what each table feeds.
+"""
+
+from __future__ import annotations
+
+CASES: dict = {}
+SCHEDULED: set[str] = set()
+CONFORMANCE: dict = {}
+BAD_INPUT: list = []
+THROUGH_TRAIN: dict = {}
+KNOWN_DIFFERENCES: dict[str, str] = {}
+SCHEDULES: dict = {}

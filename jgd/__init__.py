@@ -37,6 +37,7 @@ from jgd.optimizers.adam_family import *
 from jgd.optimizers.per_leaf import *
 from jgd.optimizers.quasi_newton import *
 from jgd.optimizers.sgd_variants import *
+from jgd.schedules import *
 from jgd.transforms import (
     AddDecayedWeightsState,
     ScaleByAdamState,
@@ -63,6 +64,7 @@ from jgd.transforms.clipping import *
 from jgd.transforms.elementwise import *
 from jgd.transforms.linesearch import *
 from jgd.transforms.per_leaf import *
+from jgd.tree import global_norm
 
 __version__ = "0.1.0"
 
@@ -91,6 +93,7 @@ __all__ = [
     "clip_by_global_norm",
     "contrib",
     "gd",
+    "global_norm",
     "identity",
     "lab",
     "losses",
@@ -108,7 +111,9 @@ __all__ = [
     "train",
     "tree",
 ]
-# The catalogue's themed modules: their functions and states, flat (as optax).
+# The schedules and the catalogue's themed modules (functions and states), flat,
+# as optax has them.
+__all__ += schedules.__all__
 __all__ += _o_adam_family.__all__
 __all__ += _o_per_leaf.__all__
 __all__ += _o_sgd_variants.__all__

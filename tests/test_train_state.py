@@ -326,3 +326,31 @@ def test_make_step_vmaps_over_learning_rates_and_differentiates_in_them():
     np.testing.assert_allclose(out, [[0.8] * 3, [0.6] * 3, [0.4] * 3], rtol=1e-6)
     slope = jax.grad(lambda lr: jnp.sum(trained(lr).params["w"]))(0.1)
     np.testing.assert_allclose(slope, -6.0, rtol=1e-6)
+
+
+def test_make_step_passes_optax_extra_args_so_lbfgs_runs(x64):
+    """make_step hands the optimizer value=, grad= and value_fn= (optax's
+    extra arguments): optax.lbfgs and its zoom line search give the hand
+    loop's numbers. Its state holds one zeros buffer in two fields, which
+    init must copy apart for a donating step."""
+    b = jnp.asarray([0.0, 1.0, 2.0])
+
+    def loss(p, batch):
+        return jnp.sum((p["w"] - batch) ** 2) + jnp.sum(p["v"] ** 4)
+
+    params = {"w": jnp.ones(3), "v": jnp.full(2, 0.5)}
+    opt = optax.lbfgs()
+    state = T.init(params, opt)
+    step = T.make_step(loss)
+    with standard_promotion():
+        for _ in range(4):
+            state, _ = step(state, b)
+        p, s = params, opt.init(params)
+        f = lambda q: loss(q, b)
+        for _ in range(4):
+            v, g = jax.value_and_grad(f)(p)
+            u, s = opt.update(g, s, p, value=v, grad=g, value_fn=f)
+            p = optax.apply_updates(p, u)
+    for k in p:
+        np.testing.assert_allclose(state.params[k], p[k], rtol=1e-12, err_msg=k)
+    assert float(loss(state.params, b)) < float(loss(params, b)) / 4

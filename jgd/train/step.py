@@ -153,10 +153,17 @@ def init(
     layout = make_layout(name, arrays, treedef, opt, flat, pack_below)
     stored = layout.place(layout.store(arrays))
     opt_state = layout.place(layout.optimizer(opt).init(stored))
-    # A donating step must not free the caller's arrays: copy any that the
-    # state would otherwise share with them.
-    theirs = {id(x) for x in leaves}
-    own = lambda x: jnp.copy(x) if id(x) in theirs else x
+    # A donating step must not free the caller's arrays, nor be handed one
+    # buffer twice (optax's lbfgs state holds the same zeros in two fields):
+    # copy any leaf shared with the caller or seen before.
+    seen = {id(x) for x in leaves}
+
+    def own(x):
+        if id(x) in seen:
+            return jnp.copy(x)
+        seen.add(id(x))
+        return x
+
     stored, opt_state = jax.tree.map(own, (stored, opt_state))
     return TrainState(stored, opt_state, jnp.zeros([], jnp.int32), opt, layout)
 
@@ -254,8 +261,19 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         grads = layout.gather(grads, like=state.stored_params)
+
+        def value_fn(stored):  # the loss at other params, in the stored form
+            return loss_of(layout.view(stored, offsets))[0]
+
+        # optax's extra arguments (line searches, Polyak and MoMo steps, Sophia
+        # read them); transforms that take none never see them.
         updates, opt_state = layout.optimizer(opt).update(
-            grads, state.stored_opt_state, state.stored_params
+            grads,
+            state.stored_opt_state,
+            state.stored_params,
+            value=loss,
+            grad=grads,
+            value_fn=value_fn,
         )
         new_params = apply_updates(state.stored_params, updates)
         new_params, opt_state = layout.pin((new_params, opt_state))
@@ -283,9 +301,13 @@ def make_step(
 
     Update:
         loss, g = value_and_grad(loss_fn)(params, batch)
-        u, opt_state = state.opt.update(g, opt_state, params)
+        u, opt_state = state.opt.update(g, opt_state, params,
+                                        value=loss, grad=g, value_fn=f)
         params = params + u
         step = step + 1
+    where f(p) = loss_fn(p, batch): optax's extra arguments, for line searches
+    (lbfgs) and methods that read the loss (polyak_sgd, momo). Transforms that
+    take no extra arguments are called without them.
 
     The optimizer comes from the state (``jgd.train.init(params, opt)``), as
     an argument of the compiled program: a state whose optimizer has another

@@ -121,9 +121,30 @@ CASES: dict = {
         lambda s: C.scale_by_simplified_ademamix(alpha=2.0),
         lambda s: OC.scale_by_simplified_ademamix(alpha=2.0),
     ),
+    # COCOB
+    "contrib.cocob": (lambda s: C.cocob(), lambda s: OC.cocob()),
+    "contrib.cocob_args": (
+        lambda s: C.cocob(lr(s, True), 50.0, 1e-6, 0.01, decay_mask),
+        lambda s: OC.cocob(lr(s, False), 50.0, 1e-6, 0.01, decay_mask),
+    ),
+    "contrib.scale_by_cocob": (
+        lambda s: C.scale_by_cocob(20.0),
+        lambda s: OC.scale_by_cocob(20.0),
+    ),
+    # Mechanic, around jgd's optimizers and optax's twins
+    "contrib.mechanize_adam": (
+        lambda s: C.mechanize(jgd.adam(lr(s, True))),
+        lambda s: OC.mechanize(optax.adam(lr(s, False))),
+    ),
+    "contrib.mechanize_sgd_args": (
+        lambda s: C.mechanize(jgd.sgd(1.0, momentum=0.9), 0.1, 1e-6, 1e-4, 3),
+        lambda s: OC.mechanize(optax.sgd(1.0, momentum=0.9), 0.1, 1e-6, 1e-4, 3),
+    ),
 }
 
 SCHEDULED: set[str] = {
+    "contrib.cocob_args",
+    "contrib.mechanize_adam",
     "contrib.adopt",
     "contrib.ademamix_schedules_decay",
     "contrib.simplified_ademamix",

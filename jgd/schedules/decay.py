@@ -1,20 +1,7 @@
-"""Schedules: step-size (or any hyperparameter) as a function of the step count.
+"""The single-curve schedules: ``constant_schedule``, ``polynomial_schedule``,
+``linear_schedule``, ``exponential_decay`` and ``cosine_decay_schedule``.
 
-Holds ``constant_schedule``, ``linear_schedule``, ``polynomial_schedule``,
-``exponential_decay``, ``piecewise_constant_schedule``,
-``cosine_decay_schedule``, ``warmup_cosine_decay_schedule`` and
-``join_schedules``, with optax 0.2.8's names, arguments and values.
-
-A schedule is a value like an optimizer: a frozen dataclass and a pytree whose
-values (``init_value``, ``end_value``, ...) are leaves, so it prints, passes
-through ``jit`` without recompiling when a value changes, can be ``vmap``-ed
-and differentiated; step counts are static. Call it with the int32 step
-count: ``schedule(count) -> value``.
-
-Deliberate differences from optax (listed with reasons in
-``tests/test_vs_optax.py::KNOWN_DIFFERENCES``): non-positive step counts,
-negative ``transition_begin`` and non-positive ``decay_rate`` raise
-``ValueError`` instead of silently giving a constant schedule.
+The other themes (``piecewise``, ``joined``) build on these.
 """
 
 from __future__ import annotations
@@ -26,29 +13,19 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jgd import tree
-from jgd.base import (
-    Schedule,
-    Static,
-    Value,
-    check_int,
-    check_number,
-    register,
-    static_field,
-)
+from jgd.base import Schedule, check_int, check_number, register, static_field
 
 __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
     "exponential_decay",
-    "join_schedules",
     "linear_schedule",
-    "piecewise_constant_schedule",
     "polynomial_schedule",
-    "warmup_cosine_decay_schedule",
 ]
 
 
 def _float(count: Any) -> Any:
+    """The step count in the default float dtype (float64 under x64)."""
     return jnp.asarray(count).astype(tree.default_float())
 
 
@@ -194,47 +171,6 @@ exponential_decay = ExponentialDecay
 
 
 @register
-class PiecewiseConstantSchedule(Schedule):
-    """A constant multiplied by ``scales[i]`` from step ``boundaries[i]`` on.
-
-    Update:
-        value(t) = init_value * prod(scale_i for boundary_i <= t)
-
-    Build with ``piecewise_constant_schedule(init_value, {boundary: scale})``.
-
-    Matches: optax.piecewise_constant_schedule(init_value, boundaries_and_scales).
-    """
-
-    init_value: Any
-    scales: tuple = ()
-    boundaries: tuple = static_field(default=())
-
-    _api = "jgd.schedules.piecewise_constant_schedule"
-
-    def check(self):
-        check_number(self, "init_value", self.init_value)
-        for b, s in zip(self.boundaries, self.scales):
-            check_int(self, "boundaries_and_scales key", b, 0)
-            check_number(self, f"the scale at boundary {b}", s, 0)
-
-    def __call__(self, count: ArrayLike) -> jax.Array:
-        v = self.init_value
-        for b, s in zip(self.boundaries, self.scales):
-            v = jnp.where(count < b, v, s * v)
-        return v
-
-
-def piecewise_constant_schedule(
-    init_value: Any, boundaries_and_scales: dict[int, Any] | None = None
-) -> PiecewiseConstantSchedule:
-    """Multiply ``init_value`` by each scale once its boundary is reached."""
-    items = sorted((boundaries_and_scales or {}).items())
-    return PiecewiseConstantSchedule(
-        init_value, tuple(s for _, s in items), tuple(b for b, _ in items)
-    )
-
-
-@register
 class CosineDecaySchedule(Schedule):
     """Cosine decay from ``init_value`` to ``alpha * init_value``.
 
@@ -274,103 +210,3 @@ class CosineDecaySchedule(Schedule):
 
 
 cosine_decay_schedule = CosineDecaySchedule
-
-
-@register
-class WarmupCosineDecaySchedule(Schedule):
-    """Linear warm-up from ``init_value`` to ``peak_value``, then cosine decay
-    to ``end_value`` at ``decay_steps`` (which counts the warm-up).
-
-    Update:
-        value(t) = init_value + (peak_value - init_value) * t / warmup_steps   (t < warmup_steps)
-        value(t) = cosine_decay(peak_value, decay_steps - warmup_steps,
-                                alpha=end_value / peak_value)(t - warmup_steps)
-
-    Args:
-        init_value, peak_value, end_value, exponent: finite numbers (leaves).
-        warmup_steps: integer >= 0; decay_steps: integer > warmup_steps (static).
-
-    Matches: optax.warmup_cosine_decay_schedule(...).
-    """
-
-    init_value: Any
-    peak_value: Any
-    warmup_steps: int = static_field()
-    decay_steps: int = static_field()
-    end_value: Any = 0.0
-    exponent: Any = 1.0
-
-    _api = "jgd.schedules.warmup_cosine_decay_schedule"
-
-    def check(self):
-        for arg in ("init_value", "peak_value", "end_value", "exponent"):
-            check_number(self, arg, getattr(self, arg))
-        check_int(self, "warmup_steps", self.warmup_steps, 0)
-        check_int(self, "decay_steps", self.decay_steps, self.warmup_steps + 1)
-
-    def __call__(self, count: ArrayLike) -> jax.Array:
-        peak, end = self.peak_value, self.end_value
-        alpha: float | jax.Array
-        if isinstance(peak, (int, float)) and isinstance(end, (int, float)):
-            alpha = 0.0 if peak == 0.0 else end / peak
-        else:
-            alpha = jnp.where(peak == 0, 0.0, end / jnp.where(peak == 0, 1, peak))
-        decay = CosineDecaySchedule(
-            peak, self.decay_steps - self.warmup_steps, alpha, self.exponent
-        )
-        if self.warmup_steps == 0:
-            return decay(count)
-        warm = linear_schedule(self.init_value, peak, self.warmup_steps)
-        w = self.warmup_steps
-        return jnp.where(jnp.asarray(count) < w, warm(count), decay(count - w))
-
-
-warmup_cosine_decay_schedule = WarmupCosineDecaySchedule
-
-
-@register
-class JoinSchedules(Schedule):
-    """Run ``schedules[i]`` from ``boundaries[i-1]`` on, its count restarting at 0.
-
-    Update:
-        value(t) = schedules[0](t)                        for t < boundaries[0]
-        value(t) = schedules[i](t - boundaries[i-1])      between boundaries
-
-    Matches: optax.join_schedules(schedules, boundaries).
-    """
-
-    schedules: tuple
-    boundaries: tuple = static_field()
-
-    _api = "jgd.schedules.join_schedules"
-
-    def __post_init__(self):
-        items = tuple(
-            s if isinstance(s, (Value, Static)) else Static(s) for s in self.schedules
-        )
-        object.__setattr__(self, "schedules", items)
-        object.__setattr__(self, "boundaries", tuple(self.boundaries))
-        self.check()
-
-    def check(self):
-        for s in self.schedules:
-            if not callable(s):
-                raise TypeError(
-                    f"{self._api}: every schedule must be callable; got {s!r}."
-                )
-        if len(self.boundaries) != len(self.schedules) - 1:
-            raise ValueError(
-                f"{self._api}: boundaries must have one entry fewer than schedules; "
-                f"got {len(self.boundaries)} boundaries for {len(self.schedules)} schedules."
-            )
-        for b in self.boundaries:
-            check_int(self, "boundaries", b, 0)
-
-    def __call__(self, count: ArrayLike) -> jax.Array:
-        out = self.schedules[0](count)
-        for b, s in zip(self.boundaries, self.schedules[1:]):
-            out = jnp.where(count < b, out, s(count - b))
-        return out
-
-
-join_schedules = JoinSchedules

@@ -112,7 +112,8 @@ class ScaleByAdopt(Transform):
             count, default ``count**0.25`` (static, keyword-only). It gets the
             count as a float in the default float dtype, so ``x**0.25`` passes
             under strict promotion; optax passes the int32 count (the same
-            numbers).
+            numbers). Complex updates need ``use_clipping=False`` (complex
+            numbers have no order to clip by, in optax too).
 
     References: Taniguchi et al., "ADOPT: Modified Adam Can Converge with Any
     beta2 with the Optimal Rate", NeurIPS 2024, Algorithm 2 (with clipping).

@@ -1,6 +1,7 @@
 """Per-element adaptive scaling: ``scale_by_rms`` (RMSprop),
 ``scale_by_stddev`` (centered RMSprop), ``scale_by_rss`` (AdaGrad) and
-``scale_by_adam``, with their states.
+``scale_by_adam``, with their states. For complex updates the second moments
+accumulate ``|g|**2`` (real-valued), as optax's do.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from jgd.base import (
     static_field,
 )
 from jgd.transforms.basic import _count0, _ema
+
+
+def _abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|**2``: ``x * x`` for real ``x``, ``(conj(x) * x).real`` for complex
+    (optax's ``numerics.abs_sq``), so complex second moments are real."""
+    if jnp.iscomplexobj(x):
+        return (jnp.conj(x) * x).real
+    return jnp.square(x)
+
 
 # --------------------------------------------------------------------------
 # RMSprop family.
@@ -68,7 +78,7 @@ class ScaleByRms(_RmsFields):
     """Divide updates by the root of an EMA of their squares (RMSprop).
 
     Update:
-        nu = decay * nu + (1 - decay) * g**2
+        nu = decay * nu + (1 - decay) * |g|**2
         nu_hat = nu / (1 - decay**t)      (bias_correction=True, else nu)
         u = g / sqrt(nu_hat + eps)        (eps_in_sqrt=True)
         u = g / (sqrt(nu_hat) + eps)      (eps_in_sqrt=False)
@@ -143,10 +153,10 @@ class ScaleByStddev(_RmsFields):
 
     Update:
         mu = decay * mu + (1 - decay) * g
-        nu = decay * nu + (1 - decay) * g**2
+        nu = decay * nu + (1 - decay) * |g|**2
         (mu_hat, nu_hat) = (mu, nu) / (1 - decay**t)   (bias_correction=True)
-        u = g / sqrt(nu_hat - mu_hat**2 + eps)         (eps_in_sqrt=True)
-        u = g / (sqrt(nu_hat - mu_hat**2) + eps)       (eps_in_sqrt=False)
+        u = g / sqrt(nu_hat - |mu_hat|**2 + eps)       (eps_in_sqrt=True)
+        u = g / (sqrt(nu_hat - |mu_hat|**2) + eps)     (eps_in_sqrt=False)
 
     Args: as ``scale_by_rms``.
 
@@ -184,7 +194,7 @@ class ScaleByStddev(_RmsFields):
 
         def step(g, m, n):
             m, n = tree.promote(m, n)
-            s = _rms_scaling(n - jnp.square(m), self.eps, self.eps_in_sqrt)
+            s = _rms_scaling(n - _abs_sq(m).astype(n.dtype), self.eps, self.eps_in_sqrt)
             s, g = tree.promote(s, g)
             return s * g
 
@@ -213,7 +223,7 @@ class ScaleByRss(Transform):
     """Divide updates by the root of the sum of all squared updates (AdaGrad).
 
     Update:
-        sum_of_squares = sum_of_squares + g**2
+        sum_of_squares = sum_of_squares + |g|**2
         u = g / sqrt(sum_of_squares + eps)   (0 where sum_of_squares == 0)
 
     Args:
@@ -251,7 +261,7 @@ class ScaleByRss(Transform):
 
         def accumulate(g, s):
             g, s = tree.promote(g, s)
-            return jnp.square(g) + s
+            return _abs_sq(g).astype(s.dtype) + s
 
         sos = jax.tree.map(accumulate, updates, state.sum_of_squares)
 
@@ -279,7 +289,7 @@ class ScaleByAdam(Transform):
 
     Update:
         mu = b1 * mu + (1 - b1) * g
-        nu = b2 * nu + (1 - b2) * g**2
+        nu = b2 * nu + (1 - b2) * |g|**2
         mu_hat = mu / (1 - b1**t)
         mu_hat = b1 * mu / (1 - b1**(t+1)) + (1 - b1) * g / (1 - b1**t)  (nesterov)
         nu_hat = nu / (1 - b2**t)

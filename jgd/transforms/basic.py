@@ -29,11 +29,19 @@ def _count0() -> jax.Array:
 
 
 def _ema(g: jax.Array, m: jax.Array, decay: Any, square: bool = False) -> jax.Array:
-    """``(1 - decay) * g**k + decay * m`` in the wider of the two dtypes."""
-    g, m = tree.promote(g, m)
+    """``(1 - decay) * g**k + decay * m``, each product in its operand's dtype
+    and the sum in the wider one, as optax's ``tree.update_moment`` computes
+    it (a bf16 ``mu_dtype`` moment is scaled in bf16).
+
+    With ``square``, ``g**2`` is ``|g|**2`` (``(conj(g) * g).real``), so a
+    complex second moment is real-valued, as optax's
+    ``tree.update_moment_per_elem_norm``; for real ``g`` it is ``g * g``.
+    """
     if square:
-        g = jnp.square(g)
-    return tree.coef(1 - decay, g.dtype) * g + tree.coef(decay, m.dtype) * m
+        g = (jnp.conj(g) * g).real if jnp.iscomplexobj(g) else jnp.square(g)
+    new = tree.coef(1 - decay, g.dtype) * g
+    old = tree.coef(decay, m.dtype) * m
+    return jnp.add(*tree.promote(new, old))
 
 
 # --------------------------------------------------------------------------

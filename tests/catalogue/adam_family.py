@@ -61,8 +61,8 @@ CASES: dict = {
         ),
     ),
     "radam": _pair("radam"),
-    # b2 = 0.99: ro passes the threshold 3 on the second step, so both
-    # branches run within the first steps.
+    # b2 = 0.99: ro is about t early on (1, 2.0, 2.99, 3.97, ...), so the
+    # first three steps take momentum SGD and the rectified steps follow.
     "radam_flags": _pair(
         "radam",
         b1=0.8,

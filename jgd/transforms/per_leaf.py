@@ -287,11 +287,13 @@ def _factored_dims(shape, factored, min_dim_size_to_factor):
 
 
 def _mix(decay: jax.Array, v: jax.Array, x: jax.Array) -> jax.Array:
-    """``decay * v + (1 - decay) * x`` in the widest dtype (decay is
-    float32), as optax's standard promotion computes it."""
-    one_minus = 1.0 - decay
-    decay, one_minus, v, x = tree.promote(decay, one_minus, v, x)
-    return decay * v + one_minus * x
+    """``decay * v + (1 - decay) * x`` (decay is float32), each product in
+    the wider of its two dtypes and then the sum, as optax's standard
+    promotion computes it (a real ``x`` is multiplied before it turns
+    complex)."""
+    a = jnp.multiply(*tree.promote(decay, v))
+    b = jnp.multiply(*tree.promote(1.0 - decay, x))
+    return jnp.add(*tree.promote(a, b))
 
 
 @register

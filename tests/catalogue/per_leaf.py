@@ -278,15 +278,26 @@ def _run(opt, params, grads, promotion):
     return history, state
 
 
+def _split_complex(tree):
+    """Complex leaves as (real, imag) pairs, so they compare as floats."""
+
+    def split(x):
+        return (x.real, x.imag) if jnp.iscomplexobj(x) else x
+
+    return jax.tree.map(split, tree)
+
+
 def cross_check(ours, theirs, params, name, steps=STEPS):
     """jgd's ``ours`` and optax's ``theirs`` on ``params`` and the same
     random gradients: updates and params every step, state at the end, at
-    the tolerance of the params' dtype (f32 1e-6, f64 1e-12)."""
+    the tolerance of the params' dtype (f32 1e-6, f64 1e-12; complex64 as
+    float32, real and imaginary parts apart)."""
     dtype = jax.tree.leaves(params)[0].dtype.type
     grads = gradient_stream(jax.random.key(2), params, steps)
     mine, s_mine = _run(ours, params, grads, contextlib.nullcontext)
     other, s_other = _run(theirs, params, grads, standard_promotion)
-    rtol = TOL[dtype]
+    rtol = TOL[jnp.finfo(dtype).dtype.type]  # complex64: float32's
+    mine, other, s_mine, s_other = _split_complex((mine, other, s_mine, s_other))
     for t, ((u1, p1), (u2, p2)) in enumerate(zip(mine, other)):
         assert_trees_close(u1, u2, rtol, where=f"{name} step {t} updates")
         assert_trees_close(p1, p2, rtol, where=f"{name} step {t} params")

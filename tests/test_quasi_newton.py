@@ -14,6 +14,7 @@ value_and_grad_from_state and the errors.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 
 import chex
@@ -305,6 +306,7 @@ def test_two_loop_recursion_matches_numpy(memory_size, x64):
     m = rng.normal(size=(n, n))
     a = m @ m.T + n * np.eye(n)  # SPD: every pair has y.s > 0
     opt = jgd.scale_by_lbfgs(memory_size=memory_size)
+    update = jax.jit(opt.update)
     w = rng.normal(size=n)
     state = opt.init(jnp.asarray(w))
     pairs: collections.deque = collections.deque(maxlen=memory_size)
@@ -313,7 +315,7 @@ def test_two_loop_recursion_matches_numpy(memory_size, x64):
         g = a @ w
         if prev is not None:
             pairs.append((w - prev[0], g - prev[1]))
-        u, state = opt.update(jnp.asarray(g), state, jnp.asarray(w))
+        u, state = update(jnp.asarray(g), state, jnp.asarray(w))
         want = _numpy_direction(g, list(pairs), k == 0)
         np.testing.assert_allclose(np.asarray(u), want, rtol=1e-12, atol=0)
         if k:
@@ -408,7 +410,7 @@ def test_zoom_takes_no_step_when_the_objective_is_nan_everywhere():
 def test_jit_does_not_retrace(config):
     make, _, reuse = CONFIGS[config]
     opt = make()
-    fn, params, _ = _quadratic_tree(jnp.float32)
+    fn, params, kwargs = _logistic(jnp.float32)
     value_and_grad = jgd.value_and_grad_from_state(fn)
     chex.clear_trace_counter()
 
@@ -416,28 +418,30 @@ def test_jit_does_not_retrace(config):
     @chex.assert_max_traces(n=1)
     def step(params, state):
         if reuse:
-            value, grad = value_and_grad(params, state=state)
+            value, grad = value_and_grad(params, state=state, **kwargs)
         else:
-            value, grad = jax.value_and_grad(fn)(params)
-        u, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=fn)
+            value, grad = jax.value_and_grad(fn)(params, **kwargs)
+        u, state = opt.update(
+            grad, state, params, value=value, grad=grad, value_fn=fn, **kwargs
+        )
         return jgd.apply_updates(params, u), state
 
-    state = opt.init(params)
+    state, start = opt.init(params), fn(params, **kwargs)
     for _ in range(3):
         params, state = step(params, state)
-    assert float(fn(params)) < float(fn(_quadratic_tree(jnp.float32)[1]))
+    assert float(fn(params, **kwargs)) < float(start)
 
 
 def test_bfloat16_keeps_its_dtype():
     """KNOWN_DIFFERENCES['lbfgs weights dtype']: bf16 params give bf16
     updates, params and state (int32 counts aside)."""
-    fn, params, _ = _quadratic_tree(jnp.bfloat16)
-    history = _run(jgd.lbfgs(), fn, params, {}, True, jgd, steps=3)
+    fn, params, kwargs = _logistic(jnp.bfloat16)
+    history = _run(jgd.lbfgs(), fn, params, kwargs, True, jgd, steps=3)
     updates, new, state = history[-1]
     for x in jax.tree.leaves((updates, new, state)):
         assert x.dtype in (jnp.bfloat16, jnp.int32)
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(new))
-    assert float(fn(new)) < float(fn(params))
+    assert float(fn(new, **kwargs)) < float(fn(params, **kwargs))
 
 
 def test_value_and_grad_from_state():
@@ -446,12 +450,13 @@ def test_value_and_grad_from_state():
     fn, params, _ = _rosenbrock(jnp.float32)
     opt = jgd.lbfgs()
     state = opt.init(params)
-    value_and_grad = jgd.value_and_grad_from_state(fn)
+    value_and_grad = jax.jit(jgd.value_and_grad_from_state(fn))
     v, g = value_and_grad(params, state=state)
     v2, g2 = jax.value_and_grad(fn)(params)
     np.testing.assert_allclose(v, v2, rtol=1e-6)
     np.testing.assert_allclose(g, g2, rtol=1e-6)
-    u, state = opt.update(g, state, params, value=v, grad=g, value_fn=fn)
+    update = jax.jit(functools.partial(opt.update, value_fn=fn))
+    u, state = update(g, state, params, value=v, grad=g)
     v, g = value_and_grad(jgd.apply_updates(params, u), state=state)
     assert v == state[2].value
     np.testing.assert_array_equal(g, state[2].grad)

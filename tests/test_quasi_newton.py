@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import itertools
 
 import chex
@@ -352,6 +353,15 @@ def test_lbfgs_solves_a_convex_quadratic_in_a_few_steps(x64):
     assert [int(s[2].info.num_linesearch_steps) for _, _, s in history] == [1] * 8
 
 
+def _first_step(opt, f, x):
+    @jax.jit
+    def step(x, state):
+        v, g = jax.value_and_grad(f)(x)
+        return opt.update(g, state, x, value=v, grad=g, value_fn=f)
+
+    return step(x, opt.init(x))
+
+
 def test_backtracking_by_hand():
     """f = x^2 at x = 1 along u = -2 (sgd, lr 1): the guess min(1.5 * 1, 1) = 1
     lands on f(-1) = 1, not below 1 + 1e-4 * 1 * (-4); 0.8 gives f(-0.6) = 0.36,
@@ -359,8 +369,7 @@ def test_backtracking_by_hand():
     f = lambda x: jnp.sum(x**2)
     opt = jgd.chain(jgd.sgd(1.0), jgd.scale_by_backtracking_linesearch(15))
     x = jnp.array([1.0])
-    v, g = jax.value_and_grad(f)(x)
-    u, state = opt.update(g, opt.init(x), x, value=v, grad=g, value_fn=f)
+    u, state = _first_step(opt, f, x)
     ls = state[1]
     np.testing.assert_allclose(u, [-1.6], rtol=1e-6)
     np.testing.assert_allclose(ls.learning_rate, 0.8, rtol=1e-6)
@@ -378,8 +387,7 @@ def test_zoom_by_hand():
     f = lambda x: jnp.sum(x**2)
     opt = jgd.chain(jgd.sgd(1.0), jgd.scale_by_zoom_linesearch(15))
     x = jnp.array([1.0])
-    v, g = jax.value_and_grad(f)(x)
-    u, state = opt.update(g, opt.init(x), x, value=v, grad=g, value_fn=f)
+    u, state = _first_step(opt, f, x)
     ls = state[1]
     np.testing.assert_array_equal(u, [-1.0])
     assert float(ls.learning_rate) == 0.5
@@ -394,8 +402,7 @@ def test_zoom_takes_no_step_when_the_objective_is_nan_everywhere():
     f = lambda x: jnp.where(jnp.sum(x) == 1.0, jnp.sum(x**2), jnp.nan)
     opt = jgd.chain(jgd.sgd(1.0), jgd.scale_by_zoom_linesearch(5))
     x = jnp.array([1.0])
-    v, g = jax.value_and_grad(f)(x)
-    u, state = opt.update(g, opt.init(x), x, value=v, grad=g, value_fn=f)
+    u, state = _first_step(opt, f, x)
     np.testing.assert_array_equal(u, [0.0])
     assert float(state[1].learning_rate) == 0.0
     assert int(state[1].info.num_linesearch_steps) == 5
@@ -479,11 +486,65 @@ def test_value_and_grad_from_state_errors():
         value_and_grad(x, state=two.init(x))
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lbfgs",
+        "scale_by_lbfgs",
+        "scale_by_zoom_linesearch",
+        "scale_by_backtracking_linesearch",
+    ],
+)
+def test_signature_is_optax(name):
+    """Argument names, order and defaults (lbfgs' default line search is
+    jgd's twin of optax's)."""
+    ours = inspect.signature(getattr(jgd, name)).parameters
+    theirs = inspect.signature(getattr(optax, name)).parameters
+    assert list(ours) == list(theirs)
+    for arg in theirs:
+        if arg != "linesearch":
+            assert ours[arg].default == theirs[arg].default, arg
+    if name == "lbfgs":
+        assert jgd.lbfgs().linesearch == jgd.scale_by_zoom_linesearch(
+            max_linesearch_steps=20, initial_guess_strategy="one"
+        )
+
+
+def test_optimizer_as_a_jit_argument(x64):
+    """Traced hyperparameters (as jgd.train passes the optimizer) give the
+    closed-over numbers; a new value does not recompile."""
+    fn, params, kwargs = _rosenbrock(jnp.float64)
+    value_and_grad = jgd.value_and_grad_from_state(fn)
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(opt, params, state):
+        value, grad = value_and_grad(params, state=state)
+        u, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=fn)
+        return jgd.apply_updates(params, u), state
+
+    def make(curv_rtol):
+        ls = jgd.scale_by_zoom_linesearch(20, curv_rtol=curv_rtol, slope_rtol=1e-3)
+        return jgd.lbfgs(memory_size=4, linesearch=ls)
+
+    closed = _run(make(0.9), fn, params, kwargs, True, jgd, steps=5)
+    state = make(0.9).init(params)
+    for _, want, _ in closed:
+        params, state = step(make(0.9), params, state)
+        np.testing.assert_allclose(params, want, rtol=1e-12, atol=0)
+    step(make(0.5), params, state)
+
+
 def test_update_needs_the_objective():
     opt = jgd.lbfgs()
     x = jnp.ones(2)
+
+    def update(*args, **kwargs):  # traced only: the errors come before any math
+        return jax.jit(lambda s: opt.update(x, s, *args, **kwargs))(opt.init(x))
+
     with pytest.raises(TypeError) as info:
-        opt.update(x, opt.init(x), x)
+        update(x)
     assert str(info.value) == (
         "jgd.lbfgs: update needs the keyword arguments value=, grad= and "
         "value_fn= (the objective's value and gradient at params, and the "
@@ -491,13 +552,15 @@ def test_update_needs_the_objective():
         "jgd.value_and_grad_from_state(value_fn) gives value and grad."
     )
     with pytest.raises(TypeError) as info:
-        opt.update(x, opt.init(x), x, value=1.0, grad=x, value_fn=jnp.sum, batch=x)
+        update(x, value=1.0, grad=x, value_fn=jnp.sum, batch=x)
     assert str(info.value) == (
         "jgd.lbfgs: update got keyword arguments that value_fn does not take: "
         "['batch']."
     )
+    with pytest.raises(TypeError, match="linesearch must be a transform"):
+        jgd.lbfgs(linesearch=lambda g: g)
     with pytest.raises(TypeError) as info:
-        opt.update(x, opt.init(x), value=1.0, grad=x, value_fn=jnp.sum)
+        update(value=1.0, grad=x, value_fn=jnp.sum)
     assert str(info.value) == (
         "jgd.lbfgs: update needs params (the current parameters); got None."
     )

@@ -86,14 +86,15 @@ class Lbfgs(Optimizer):
 
     def check(self):
         ls = self.linesearch
-        if ls is not None and not isinstance(ls, (Transform, Static)):
-            if not is_transform(ls):
+        inner = ls.value if isinstance(ls, Static) else ls
+        if ls is not None and not isinstance(ls, Transform):
+            if not is_transform(inner):
                 raise TypeError(
                     "jgd.lbfgs: linesearch must be a transform (jgd's or optax's) "
-                    f"or None; got {ls!r} ({type(ls).__name__})."
+                    f"or None; got {inner!r} ({type(inner).__name__})."
                 )
             # An optax transform: static configuration, as in chain.
-            object.__setattr__(self, "linesearch", Static(ls))
+            object.__setattr__(self, "linesearch", Static(inner))
         Optimizer.check(self)
 
     def recipe(self):

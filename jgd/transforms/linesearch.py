@@ -389,7 +389,8 @@ class ScaleByBacktrackingLinesearch(Transform):
 
     Matches: optax.scale_by_backtracking_linesearch(...) with the same
     arguments (the info's step count is int32 under x64,
-    KNOWN_DIFFERENCES['linesearch counts']).
+    KNOWN_DIFFERENCES['linesearch counts']; verbose prints a shorter
+    diagnostic).
     """
 
     max_backtracking_steps: int = static_field()

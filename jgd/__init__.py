@@ -21,6 +21,7 @@ import jgd.transforms.adam_family as _t_adam_family
 import jgd.transforms.clipping as _t_clipping
 import jgd.transforms.elementwise as _t_elementwise
 import jgd.transforms.linesearch as _t_linesearch
+import jgd.transforms.masking as _t_masking
 import jgd.transforms.per_leaf as _t_per_leaf
 from jgd import base, losses, models, schedules, tree
 from jgd.base import (
@@ -63,6 +64,7 @@ from jgd.transforms.adam_family import *
 from jgd.transforms.clipping import *
 from jgd.transforms.elementwise import *
 from jgd.transforms.linesearch import *
+from jgd.transforms.masking import *
 from jgd.transforms.per_leaf import *
 from jgd.tree import global_norm
 
@@ -123,6 +125,7 @@ __all__ += _t_per_leaf.__all__
 __all__ += _t_elementwise.__all__
 __all__ += _t_clipping.__all__
 __all__ += _t_linesearch.__all__
+__all__ += _t_masking.__all__
 
 
 _LAZY = (

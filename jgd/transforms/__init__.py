@@ -13,8 +13,8 @@ equations ``g`` is the incoming update leaf, ``t`` the 1-based step.
 
 The code sits in themed modules: ``basic`` (scaling, learning rate,
 momentum), ``adaptive`` (RMSprop, AdaGrad, Adam), ``regularization`` (weight
-decay, clipping), ``adam_family``, ``per_leaf``, ``elementwise``, ``clipping``
-and ``linesearch``. A theme module's ``__all__`` (functions and states) is
+decay, clipping), ``adam_family``, ``per_leaf``, ``elementwise``, ``clipping``,
+``linesearch`` and ``masking``. A theme module's ``__all__`` (functions and states) is
 re-exported here and at the top level.
 """
 
@@ -23,6 +23,7 @@ from jgd.transforms import (
     clipping,
     elementwise,
     linesearch,
+    masking,
     per_leaf,
 )
 from jgd.transforms.adam_family import *
@@ -55,6 +56,7 @@ from jgd.transforms.basic import (
 from jgd.transforms.clipping import *
 from jgd.transforms.elementwise import *
 from jgd.transforms.linesearch import *
+from jgd.transforms.masking import *
 from jgd.transforms.per_leaf import *
 from jgd.transforms.regularization import (
     AddDecayedWeights,
@@ -102,3 +104,4 @@ __all__ += per_leaf.__all__
 __all__ += elementwise.__all__
 __all__ += clipping.__all__
 __all__ += linesearch.__all__
+__all__ += masking.__all__

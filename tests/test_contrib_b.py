@@ -426,9 +426,10 @@ def test_ademamix_mu_dtype_stays_where_optax_drifts():
         }
 
 
-def test_simplified_ademamix_complex_uses_abs_squared():
-    """KNOWN_DIFFERENCES['simplified_ademamix complex']: n accumulates |g|^2,
-    so a complex step is g / (|g| + eps) at step 1, as for real g; optax's
+def test_complex_second_moments_use_abs_squared():
+    """KNOWN_DIFFERENCES['complex second moments']: simplified_ademamix's n and
+    momo_adam's exp_avg_sq accumulate |g|^2 (real-valued), so a complex step of
+    simplified_ademamix is g / (|g| + eps) at step 1, as for real g; optax's
     g * g gives n = 2j for g = 1 + 1j and a step of about 1."""
     g = jnp.array([1.0 + 1.0j, 3.0 - 4.0j], jnp.complex64)
     ours = C.scale_by_simplified_ademamix()
@@ -440,6 +441,12 @@ def test_simplified_ademamix_complex_uses_abs_squared():
     with standard_promotion():
         u2, _ = theirs.update(g, theirs.init(g))
     np.testing.assert_allclose(np.asarray(u2), [1, 1], rtol=1e-6)
+
+    momo = C.momo_adam()
+    _, state = momo.update(g, momo.init(g), g, value=jnp.float32(1.0))
+    np.testing.assert_allclose(
+        np.asarray(state.exp_avg_sq), 0.001 * np.abs(np.asarray(g)) ** 2, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(

@@ -489,7 +489,7 @@ class ScaleBySimplifiedAdemamix(Transform):
     Matches: optax.contrib.scale_by_simplified_ademamix(b1, b2, alpha, eps,
     eps_root) on real parameters; for complex ones ``n`` accumulates
     ``|g|**2`` where optax accumulates ``g * g``
-    (KNOWN_DIFFERENCES['simplified_ademamix complex']).
+    (tests/catalogue/contrib_b.py KNOWN_DIFFERENCES['complex second moments']).
     """
 
     packable = True  # element-wise: the same numbers on packed buckets

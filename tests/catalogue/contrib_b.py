@@ -400,12 +400,12 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "them in mu_dtype, as optax's scale_by_adam does. The first step agrees. "
         "See tests/test_contrib_b.py::test_ademamix_mu_dtype_stays_where_optax_drifts."
     ),
-    "simplified_ademamix complex": (
-        "For complex parameters jgd's scale_by_simplified_ademamix accumulates "
-        "|g|^2 in n, as every other second moment (optax's included) does; "
-        "optax's accumulates g * g, complex, so its step is not Adam's. Real "
-        "parameters agree. See "
-        "tests/test_contrib_b.py::test_simplified_ademamix_complex_uses_abs_squared."
+    "complex second moments": (
+        "For complex parameters jgd's scale_by_simplified_ademamix and momo_adam "
+        "accumulate |g|^2 in their second moments, as every other second moment "
+        "(optax's included) does; optax's accumulate g * g, complex, so their "
+        "step is not Adam's. Real parameters agree. See "
+        "tests/test_contrib_b.py::test_complex_second_moments_use_abs_squared."
     ),
 }
 

@@ -1,4 +1,6 @@
-"""Cases for The catalogue's schedules (jgd/schedules/).
+"""Cases for The catalogue's schedules (jgd/schedules/), and jgd.tree's
+deliberate differences from optax.tree (its cross-checks are in
+tests/test_tree.py).
 
 See tests/catalogue/__init__.py for what each table feeds. Golden numbers, the
 top-level names and the arguments optax accepts and jgd rejects are in
@@ -30,6 +32,19 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "init_value for good, never reaching peak_value); negative boundaries of "
         "piecewise_interpolate_schedule. See "
         "tests/test_schedules.py::test_arguments_optax_accepts_jgd_rejects."
+    ),
+    "tree.set nested matches": (
+        "jgd.tree.set replaces every match that get_all_with_path finds. Under a "
+        "matching node, optax.tree.set looks one level down only: it leaves a "
+        "match in a list, dict or state held by a child that has no match of its "
+        "own (inject_hyperparams' WrappedScheduleState.count under "
+        "hyperparams_states), though optax.tree.get finds it. See "
+        "tests/test_tree.py::test_set_replaces_nested_matches."
+    ),
+    "tree.bias_correction argument name": (
+        "jgd.tree.bias_correction(moments, decay, count) keeps the name its first "
+        "argument had in jgd before optax.tree joined (optax's is moment); the "
+        "values are optax's bit for bit (compiled; tests/test_tree.py)."
     ),
 }
 

@@ -1,12 +1,10 @@
-"""The few pytree and scalar helpers the transforms share.
-
-Holds: ``zeros_like``/``full_like`` (state initialisation), ``cast``,
-``check_same_structure`` (a static tree check naming the first differing path),
-``none_under_none`` (lines a tree up with another's ``None`` leaves),
-``safe_increment`` (the saturating int32 step counter), ``promote`` (explicit
-dtype promotion, so the math passes under strict promotion), ``coef`` (a scalar
-hyperparameter as a leaf's dtype), ``correction`` and ``bias_correction``
-(Adam's ``1 - decay**t``), and ``global_norm``.
+"""The helpers jgd's transforms share: ``check_same_structure`` (a static tree
+check naming the first differing path), ``none_under_none`` (lines a tree up
+with another's ``None`` leaves), ``safe_increment`` (the saturating int32 step
+counter), ``wider_dtype`` and ``promote`` (explicit dtype promotion, so the math
+passes under strict promotion), ``coef`` (a scalar hyperparameter as a leaf's
+dtype), ``default_float``, ``correction`` (Adam's ``1 - decay**t``) and
+``global_norm``.
 """
 
 from __future__ import annotations
@@ -20,35 +18,16 @@ import jax.numpy as jnp
 from jgd.base import _check_same_tree, none_under_none, owner_name
 
 __all__ = [
-    "bias_correction",
-    "cast",
     "check_same_structure",
     "coef",
     "correction",
-    "full_like",
+    "default_float",
     "global_norm",
     "none_under_none",
     "promote",
     "safe_increment",
-    "zeros_like",
+    "wider_dtype",
 ]
-
-
-def zeros_like(tree: Any, dtype: Any = None) -> Any:
-    """A tree of zeros shaped like ``tree`` (in ``dtype`` when given)."""
-    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
-
-
-def full_like(tree: Any, fill_value: Any, dtype: Any = None) -> Any:
-    """A tree filled with ``fill_value`` shaped like ``tree``."""
-    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
-
-
-def cast(tree: Any, dtype: Any) -> Any:
-    """Cast every leaf to ``dtype``; ``None`` leaves the tree as it is."""
-    if dtype is None:
-        return tree
-    return jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
 def check_same_structure(
@@ -99,16 +78,6 @@ def correction(decay: Any, count: jax.Array) -> jax.Array:
     # A float exponent, as optax's decay**count promotes to (and differentiable
     # in decay under strict promotion, which an int32 exponent is not).
     return 1 - jax.lax.pow(jnp.asarray(decay, fdt), count.astype(fdt))
-
-
-def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
-    """``m / (1 - decay**count)`` for every leaf ``m`` of ``moments``.
-
-    The power is taken once (``correction``), and the division in each
-    moment's dtype.
-    """
-    bc = correction(decay, count)
-    return jax.tree.map(lambda m: m / bc.astype(m.dtype), moments)
 
 
 def global_norm(tree: Any) -> jax.Array:

@@ -1,0 +1,109 @@
+"""Pytree utilities: optax.tree's, under its names, and the helpers jgd's
+transforms share.
+
+optax 0.2.8's ``optax.tree`` (same arguments and values): arithmetic, creation
+and reductions (``algebra``: ``add``, ``sub``, ``mul``, ``div``, ``scale``,
+``add_scale``, ``vdot``, ``sum``, ``max``, ``min``, ``size``, ``norm``,
+``conj``, ``real``, ``clip``, ``where``, ``allclose``, ``batch_shape``,
+``zeros_like``, ``ones_like``, ``full_like``), moments (``moments``:
+``update_moment``, ``update_moment_per_elem_norm``, ``update_infinity_moment``,
+``bias_correction``), dtypes (``casting``: ``cast``, ``cast_like``, ``dtype``),
+randomness (``keys``: ``random_like``, ``split_key_like``,
+``unwrap_random_key_data``) and states (``state``: ``get``, ``set``,
+``get_all_with_path``, ``map_params``, ``NamedTupleKey``). The helpers
+(``core``): ``check_same_structure``, ``none_under_none``, ``safe_increment``,
+``wider_dtype``, ``promote``, ``coef``, ``default_float``, ``correction``,
+``global_norm``.
+"""
+
+from __future__ import annotations
+
+from jgd.tree.algebra import (
+    add,
+    add_scale,
+    allclose,
+    batch_shape,
+    clip,
+    conj,
+    div,
+    full_like,
+    max,
+    min,
+    mul,
+    norm,
+    ones_like,
+    real,
+    scale,
+    size,
+    sub,
+    sum,
+    vdot,
+    where,
+    zeros_like,
+)
+from jgd.tree.casting import cast, cast_like, dtype
+from jgd.tree.core import (
+    check_same_structure,
+    coef,
+    correction,
+    global_norm,
+    none_under_none,
+    promote,
+    safe_increment,
+)
+from jgd.tree.core import default_float as default_float
+from jgd.tree.core import wider_dtype as wider_dtype
+from jgd.tree.keys import random_like, split_key_like, unwrap_random_key_data
+from jgd.tree.moments import (
+    bias_correction,
+    update_infinity_moment,
+    update_moment,
+    update_moment_per_elem_norm,
+)
+from jgd.tree.state import NamedTupleKey, get, get_all_with_path, map_params, set
+
+__all__ = [
+    "NamedTupleKey",
+    "add",
+    "add_scale",
+    "allclose",
+    "batch_shape",
+    "bias_correction",
+    "cast",
+    "cast_like",
+    "check_same_structure",
+    "clip",
+    "coef",
+    "conj",
+    "correction",
+    "div",
+    "dtype",
+    "full_like",
+    "get",
+    "get_all_with_path",
+    "global_norm",
+    "map_params",
+    "max",
+    "min",
+    "mul",
+    "none_under_none",
+    "norm",
+    "ones_like",
+    "promote",
+    "random_like",
+    "real",
+    "safe_increment",
+    "scale",
+    "set",
+    "size",
+    "split_key_like",
+    "sub",
+    "sum",
+    "unwrap_random_key_data",
+    "update_infinity_moment",
+    "update_moment",
+    "update_moment_per_elem_norm",
+    "vdot",
+    "where",
+    "zeros_like",
+]

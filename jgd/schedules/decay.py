@@ -104,9 +104,20 @@ polynomial_schedule = PolynomialSchedule
 def linear_schedule(
     init_value: Any, end_value: Any, transition_steps: int, transition_begin: int = 0
 ) -> PolynomialSchedule:
-    """Linear interpolation: ``polynomial_schedule`` with ``power=1``.
+    """Linear interpolation from ``init_value`` to ``end_value``:
+    ``polynomial_schedule`` with ``power=1``.
 
-    Matches: optax.linear_schedule(...), with the same exceptions.
+    Update:
+        k = clip(t - transition_begin, 0, transition_steps)
+        value(t) = (init_value - end_value) * (1 - k / transition_steps) + end_value
+
+    Args:
+        init_value, end_value: finite numbers (leaves).
+        transition_steps: integer >= 1 (static).
+        transition_begin: integer >= 0 (static), steps held at ``init_value``.
+
+    Matches: optax.linear_schedule(...), except that transition_steps <= 0
+    and transition_begin < 0 raise.
     """
     return PolynomialSchedule(
         init_value, end_value, 1, transition_steps, transition_begin

@@ -283,31 +283,8 @@ _CYCLE_OPTIONAL = ("end_value", "exponent")
 
 @register
 class SGDRSchedule(Schedule):
-    """Warm restarts: warm-up cosine cycles one after another, each counting
-    from its own step 0; the last one runs on past its end.
-
-    Update (D_k = schedules[k].decay_steps, S_k = D_0 + ... + D_{k-1}):
-        value(t) = schedules[k](t - S_k)        for S_k <= t < S_{k+1}
-
-    Build with ``sgdr_schedule([{"init_value": ..., "peak_value": ...,
-    "warmup_steps": ..., "decay_steps": ...}, ...])``: one dict of
-    ``warmup_cosine_decay_schedule``'s arguments per cycle.
-
-    Args:
-        schedules: a non-empty tuple of WarmupCosineDecaySchedule (leaves).
-
-    Example:
-        >>> from jgd import schedules
-        >>> s = schedules.sgdr_schedule(
-        ...     [dict(init_value=0.0, peak_value=1.0, warmup_steps=1, decay_steps=3)] * 2)
-        >>> [round(float(s(t)), 4) for t in range(7)]
-        [0.0, 1.0, 0.5, 0.0, 1.0, 0.5, 0.0]
-
-    References: Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with
-    Warm Restarts", 2017, eq. 5 (each cycle; there without warm-up).
-
-    Matches: optax.sgdr_schedule(cosine_kwargs).
-    """
+    """What ``sgdr_schedule`` builds: ``schedules``, a non-empty tuple of
+    ``WarmupCosineDecaySchedule`` values (leaves), one per cycle."""
 
     schedules: tuple
 
@@ -335,9 +312,30 @@ class SGDRSchedule(Schedule):
 
 
 def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> SGDRSchedule:
-    """Warm-up cosine cycles one after another, one dict of
-    ``warmup_cosine_decay_schedule``'s arguments per cycle (see
-    ``SGDRSchedule``)."""
+    """Warm restarts: warm-up cosine cycles one after another, each counting
+    from its own step 0; the last one runs on past its end.
+
+    Update (D_k = cosine_kwargs[k]['decay_steps'], S_k = D_0 + ... + D_{k-1}):
+        value(t) = warmup_cosine_decay_schedule(**cosine_kwargs[k])(t - S_k)   (S_k <= t < S_{k+1})
+
+    Args:
+        cosine_kwargs: one dict of ``warmup_cosine_decay_schedule``'s
+            arguments per cycle (``init_value``, ``peak_value``,
+            ``warmup_steps``, ``decay_steps``, optionally ``end_value``,
+            ``exponent``), at least one; each is checked as that schedule.
+
+    Example:
+        >>> from jgd import schedules
+        >>> s = schedules.sgdr_schedule(
+        ...     [dict(init_value=0.0, peak_value=1.0, warmup_steps=1, decay_steps=3)] * 2)
+        >>> [round(float(s(t)), 4) for t in range(7)]
+        [0.0, 1.0, 0.5, 0.0, 1.0, 0.5, 0.0]
+
+    References: Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with
+    Warm Restarts", 2017, eq. 5 (each cycle; there without warm-up).
+
+    Matches: optax.sgdr_schedule(cosine_kwargs).
+    """
     api = SGDRSchedule._api
     cycles = []
     for i, kwargs in enumerate(cosine_kwargs):

@@ -65,15 +65,8 @@ def _sorted_items(boundaries_and_scales: dict | None) -> tuple[tuple, tuple]:
 
 @register
 class PiecewiseConstantSchedule(Schedule):
-    """A constant multiplied by ``scales[i]`` from step ``boundaries[i]`` on.
-
-    Update:
-        value(t) = init_value * prod(scale_i for boundary_i <= t)
-
-    Build with ``piecewise_constant_schedule(init_value, {boundary: scale})``.
-
-    Matches: optax.piecewise_constant_schedule(init_value, boundaries_and_scales).
-    """
+    """What ``piecewise_constant_schedule`` builds: ``init_value`` and
+    ``scales`` (leaves), ``boundaries`` (static), sorted."""
 
     init_value: Any
     scales: tuple = ()
@@ -95,7 +88,24 @@ class PiecewiseConstantSchedule(Schedule):
 def piecewise_constant_schedule(
     init_value: Any, boundaries_and_scales: dict[int, Any] | None = None
 ) -> PiecewiseConstantSchedule:
-    """Multiply ``init_value`` by each scale once its boundary is reached."""
+    """``init_value`` multiplied by each scale once its boundary is reached.
+
+    Update:
+        value(t) = init_value * prod(scale_i for boundary_i <= t)
+
+    Args:
+        init_value: a finite number (leaf).
+        boundaries_and_scales: ``{boundary: scale}`` with integer boundaries
+            >= 0 (static) and finite scales >= 0 (leaves); None: a constant.
+
+    Example:
+        >>> from jgd import schedules
+        >>> s = schedules.piecewise_constant_schedule(1.0, {2: 0.5, 4: 0.5})
+        >>> [float(s(t)) for t in range(6)]
+        [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+    Matches: optax.piecewise_constant_schedule(init_value, boundaries_and_scales).
+    """
     return PiecewiseConstantSchedule(init_value, *_sorted_items(boundaries_and_scales))
 
 
@@ -129,35 +139,9 @@ def _interpolate(
 
 @register
 class PiecewiseInterpolateSchedule(Schedule):
-    """``init_value`` multiplied by each scale in turn, each new value reached
-    by a linear or cosine ramp from the previous boundary.
-
-    Update (b_0 = 0, b_i = boundaries[i-1]; v_0 = init_value, v_i = v_{i-1} * scales[i-1]):
-        pct = (t - b_i) / max(b_{i+1} - b_i, 1)                  for b_i <= t < b_{i+1}
-        value(t) = (v_{i+1} - v_i) * pct + v_i                      ('linear')
-        value(t) = v_{i+1} + (v_i - v_{i+1}) / 2 * (cos(pi * pct) + 1)  ('cosine')
-        value(t) = v_n                                               for t >= b_n
-
-    The ramps run between the accumulated values ``v_i``, not between the
-    scales themselves. Build with
-    ``piecewise_interpolate_schedule(interpolate_type, init_value, {boundary: scale})``.
-
-    Args:
-        interpolate_type: ``'linear'`` or ``'cosine'`` (static).
-        init_value: a finite number (leaf), the value at step 0.
-        scales: finite numbers >= 0 (leaves), one per boundary.
-        boundaries: increasing integers >= 0 (static).
-
-    Example:
-        >>> from jgd import schedules
-        >>> s = schedules.piecewise_interpolate_schedule(
-        ...     "linear", 1.0, {4: 0.1, 8: 0.01})
-        >>> [round(float(s(t)), 6) for t in range(0, 11, 2)]
-        [1.0, 0.55, 0.1, 0.0505, 0.001, 0.001]
-
-    Matches: optax.piecewise_interpolate_schedule(interpolate_type, init_value,
-    boundaries_and_scales).
-    """
+    """What ``piecewise_interpolate_schedule`` builds: ``interpolate_type``
+    (static), ``init_value`` and ``scales`` (leaves), ``boundaries`` (static),
+    sorted."""
 
     interpolate_type: str = static_field()
     init_value: Any
@@ -186,9 +170,35 @@ def piecewise_interpolate_schedule(
     init_value: Any,
     boundaries_and_scales: dict[int, Any] | None = None,
 ) -> PiecewiseInterpolateSchedule:
-    """Ramp (``'linear'`` or ``'cosine'``) from ``init_value`` through
-    ``init_value`` times each running product of scales, reached at its
-    boundary (see ``PiecewiseInterpolateSchedule``)."""
+    """``init_value`` multiplied by each scale in turn, each new value reached
+    by a linear or cosine ramp from the previous boundary.
+
+    Update (b_1 < b_2 < ... the boundaries, s_i their scales; b_0 = 0, v_0 = init_value):
+        v_i = v_{i-1} * s_i
+        pct = (t - b_i) / max(b_{i+1} - b_i, 1)                  for b_i <= t < b_{i+1}
+        value(t) = (v_{i+1} - v_i) * pct + v_i                      ('linear')
+        value(t) = v_{i+1} + (v_i - v_{i+1}) / 2 * (cos(pi * pct) + 1)  ('cosine')
+        value(t) = v_n                                               for t >= b_n
+
+    The ramps run between the accumulated values ``v_i``, not between the
+    scales themselves.
+
+    Args:
+        interpolate_type: ``'linear'`` or ``'cosine'`` (static).
+        init_value: a finite number (leaf), the value at step 0.
+        boundaries_and_scales: ``{boundary: scale}`` with integer boundaries
+            >= 0 (static) and finite scales >= 0 (leaves); None: a constant.
+
+    Example:
+        >>> from jgd import schedules
+        >>> s = schedules.piecewise_interpolate_schedule(
+        ...     "linear", 1.0, {4: 0.1, 8: 0.01})
+        >>> [round(float(s(t)), 6) for t in range(0, 11, 2)]
+        [1.0, 0.55, 0.1, 0.0505, 0.001, 0.001]
+
+    Matches: optax.piecewise_interpolate_schedule(interpolate_type, init_value,
+    boundaries_and_scales).
+    """
     return PiecewiseInterpolateSchedule(
         interpolate_type, init_value, *_sorted_items(boundaries_and_scales)
     )

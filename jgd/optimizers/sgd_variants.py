@@ -25,6 +25,7 @@ from jgd.optimizers.classic import sgd
 from jgd.optimizers.optimizer import Optimizer
 from jgd.transforms import scale, scale_by_adam, scale_by_learning_rate
 from jgd.transforms.elementwise import (
+    _check_seed,
     add_noise,
     ema,
     scale_by_optimistic_gradient,
@@ -169,9 +170,15 @@ class NoisySgd(Optimizer):
 
     _api = "jgd.noisy_sgd"
 
+    def check(self):
+        # Once, here: the recipe, rebuilt at every update, gets the seed as key.
+        _check_seed(self, self.key, self.seed)
+        Optimizer.check(self)
+
     def recipe(self):
+        key = self.key if self.seed is None else self.seed
         return chain(
-            add_noise(self.eta, self.gamma, self.key, seed=self.seed),
+            add_noise(self.eta, self.gamma, key),
             scale_by_learning_rate(self.learning_rate),
         )
 

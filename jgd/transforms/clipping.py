@@ -243,9 +243,9 @@ def per_example_global_norm_clip(
 def _check_clip(value: Any) -> None:
     """``l2_norm_clip`` >= 0, where +inf (no clipping) is allowed."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if math.isinf(value) and value > 0:
+        if float(value) == math.inf:
             return
-        if not value >= 0:  # also NaN
+        if not float(value) >= 0:  # also NaN
             raise ValueError(
                 f"{_PER_EXAMPLE}: l2_norm_clip must be >= 0 (inf: no clipping); "
                 f"got {value!r}."

@@ -592,6 +592,22 @@ def _canonical_key(key: Any) -> jax.Array:
     return jax.random.key(key)
 
 
+def _check_seed(owner: Any, key: Any, seed: int | None) -> None:
+    """optax's deprecated ``seed``: allowed alone, with a DeprecationWarning."""
+    if seed is None:
+        return
+    if key is not None:
+        raise ValueError(
+            f"{owner_name(owner)}: give key or seed, not both; got key={key!r}, "
+            f"seed={seed!r}."
+        )
+    warnings.warn(
+        f"{owner_name(owner)}: seed is deprecated (as in optax); pass key.",
+        DeprecationWarning,
+        stacklevel=5,  # the user, past check, __post_init__ and __init__
+    )
+
+
 @register
 class AddNoise(Transform):
     """Add annealed Gaussian noise to the updates.
@@ -626,17 +642,7 @@ class AddNoise(Transform):
     def check(self):
         check_number(self, "eta", self.eta, 0)
         check_number(self, "gamma", self.gamma, 0)
-        if self.seed is not None:
-            if self.key is not None:
-                raise ValueError(
-                    f"{owner_name(self)}: give key or seed, not both; got "
-                    f"key={self.key!r}, seed={self.seed!r}."
-                )
-            warnings.warn(
-                f"{owner_name(self)}: seed is deprecated (as in optax); pass key.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        _check_seed(self, self.key, self.seed)
         k = self.key
         if k is None or _traced(k) or isinstance(k, jax.Array):
             return

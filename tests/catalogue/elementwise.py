@@ -393,7 +393,9 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "divides an uncapped step by s, against its docstring's s * min(gap / "
         "(||g||**2 + eps), max_lr). jgd follows the docstring (the Polyak step "
         "of the gradient, then scaling as a learning rate): the same numbers "
-        "when scaling is 1, the default. See tests/test_elementwise.py::"
+        "when scaling is 1, the default. Its state holds optax's leaves (a "
+        "schedule's count), the two parts in the other order. See "
+        "tests/test_elementwise.py::"
         "test_polyak_sgd_scaling_follows_the_documented_formula."
     ),
     "scale_by_distance_over_gradients scalar leaves": (

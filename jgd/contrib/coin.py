@@ -209,7 +209,7 @@ class MechanicState(NamedTuple):
     x0: Any
 
 
-def _lowest_dtype(params: Any) -> Any:
+def _lowest_dtype(owner: Any, params: Any) -> Any:
     """The dtype every leaf's dtype promotes to from below (optax's
     ``tree.dtype(params, 'lowest')``); the default float for no leaves."""
     dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
@@ -221,7 +221,11 @@ def _lowest_dtype(params: Any) -> Any:
         if wide == low:
             low = d
         elif wide != d:
-            raise TypeError(f"no lowest dtype between {low} and {d}")
+            raise TypeError(
+                f"{owner_name(owner)}: the params' dtypes {low} and {d} have no "
+                "lower one of the two (optax's tree.dtype(params, 'lowest')); "
+                "cast them to one dtype."
+            )
     return low
 
 
@@ -334,7 +338,7 @@ class Mechanize(Transform):
         check_int(self, "num_betas", self.num_betas, 1)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(params)
+        dt = _lowest_dtype(self, params)
         zeros = jnp.zeros([self.num_betas], dt)
         return MechanicState(
             base_optimizer_state=self.base_optimizer.init(params),

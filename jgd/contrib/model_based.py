@@ -38,7 +38,7 @@ _TINY = float(jnp.finfo(float).eps)
 # style keeps private helpers inside their module).
 
 
-def _lowest_dtype(params: Any) -> Any:
+def _lowest_dtype(owner: Any, params: Any) -> Any:
     """The dtype every leaf's dtype promotes to from below (optax's
     ``tree.dtype(params, 'lowest')``); the default float for no leaves."""
     dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
@@ -50,7 +50,11 @@ def _lowest_dtype(params: Any) -> Any:
         if wide == low:
             low = d
         elif wide != d:
-            raise TypeError(f"no lowest dtype between {low} and {d}")
+            raise TypeError(
+                f"{owner_name(owner)}: the params' dtypes {low} and {d} have no "
+                "lower one of the two (optax's tree.dtype(params, 'lowest')); "
+                "cast them to one dtype."
+            )
     return low
 
 
@@ -190,7 +194,7 @@ class Momo(Transform):
         check_number(self, "weight_decay", self.weight_decay, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(params)
+        dt = _lowest_dtype(self, params)
         return MomoState(
             exp_avg=tree.zeros_like(params),
             barf=jnp.zeros([], dt),
@@ -360,7 +364,7 @@ class MomoAdam(Transform):
         check_number(self, "weight_decay", self.weight_decay, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(params)
+        dt = _lowest_dtype(self, params)
         return MomoAdamState(
             exp_avg=tree.zeros_like(params),
             exp_avg_sq=tree.zeros_like(params),

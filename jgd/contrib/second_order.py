@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-def _lowest_dtype(params: Any) -> Any:
+def _lowest_dtype(owner: Any, params: Any) -> Any:
     """The dtype every leaf's dtype promotes to from below (optax's
     ``tree.dtype(params, 'lowest')``; a private twin of
     jgd.contrib.coin's); the default float for no leaves."""
@@ -57,7 +57,11 @@ def _lowest_dtype(params: Any) -> Any:
         if wide == low:
             low = d
         elif wide != d:
-            raise TypeError(f"no lowest dtype between {low} and {d}")
+            raise TypeError(
+                f"{owner_name(owner)}: the params' dtypes {low} and {d} have no "
+                "lower one of the two (optax's tree.dtype(params, 'lowest')); "
+                "cast them to one dtype."
+            )
     return low
 
 
@@ -166,7 +170,7 @@ class HutchinsonEstimatorDiagHessian(Transform):
         key, sub = jax.random.split(state.key)
         leaves, treedef = jax.tree.flatten(params)
         keys = jax.random.split(sub, len(leaves))
-        low = _lowest_dtype(params)
+        low = _lowest_dtype(self, params)
         signs = [
             jax.random.rademacher(k, jnp.shape(x), jnp.float32).astype(low)
             for k, x in zip(keys, leaves)

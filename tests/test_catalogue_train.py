@@ -2,7 +2,8 @@
 
 Each ``THROUGH_TRAIN`` entry (tests/catalogue/) runs three steps of
 ``jgd.train.make_step`` and three steps of a hand-written jitted loop
-(``value_and_grad``, ``update``, ``apply_updates``) on a small model with a
+(``value_and_grad``, ``update`` given ``value=``, ``grad=`` and ``value_fn=``
+as optax's line searches take them, ``apply_updates``) on a small model with a
 matrix, a 3-D tensor, a vector and a scalar. Compared in float64, where the
 optimizer travelling as a traced argument costs nothing
 (KNOWN_DIFFERENCES['traced float32 hyperparameters']). Per-matrix methods
@@ -44,10 +45,15 @@ def _batch():
 
 
 def _hand_written(opt, params, x, n):
+    def f(p):
+        return _loss(p, x)
+
     @jax.jit
     def step(p, s):
-        g = jax.grad(_loss)(p, x)
-        u, s = opt.update(g, s, p)
+        v, g = jax.value_and_grad(f)(p)
+        # optax's extra arguments, as make_step passes them (line searches,
+        # methods that read the loss).
+        u, s = opt.update(g, s, p, value=v, grad=g, value_fn=f)
         return jgd.apply_updates(p, u), s
 
     s = opt.init(params)
@@ -69,4 +75,3 @@ def test_make_step_matches_the_hand_written_loop(name, x64):
         np.testing.assert_allclose(
             state.params[k], expected[k], rtol=1e-12, atol=0, err_msg=f"{name}: {k}"
         )
-

@@ -357,3 +357,61 @@ def test_fromage_schedule_is_optax_schedule_golden(x64):
         w = mult * (w - lr_ * _norm(w) / _norm(g) * g)
         want.append(w)
     _check(jgd.fromage(sched), W, [G1, G2], want)
+
+
+# --------------------------------------------------------------------------
+# Fromage's shrink with a schedule (KNOWN_DIFFERENCES['fromage shrink']).
+# --------------------------------------------------------------------------
+
+
+def _optax_fromage_exact_shrink(schedule, min_norm=1e-6):
+    """optax.fromage's recipe for a schedule, but with mult - 1 written
+    without cancellation, as jgd writes it."""
+
+    def mult(c):
+        return 1 / (1 + schedule(c) ** 2) ** 0.5
+
+    def shrink(c):
+        x = schedule(c) ** 2
+        root = (1 + x) ** 0.5
+        return -x / (root * (1 + root))
+
+    return optax.chain(
+        optax.scale_by_trust_ratio(min_norm),
+        optax.scale_by_learning_rate(lambda c: mult(c) * schedule(c)),
+        optax.add_decayed_weights(shrink),
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fromage_schedule_is_optax_recipe_with_exact_shrink(dtype, request):
+    """jgd.fromage(schedule) is optax's chain, the shrink alone rewritten."""
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    params = random_tree(jax.random.key(1), jnp.dtype(dtype))
+    theirs = _optax_fromage_exact_shrink(lr(True, False))
+    cross_check(jgd.fromage(lr(True, True)), theirs, params, "fromage-sched")
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.003])
+def test_fromage_shrink_float32_golden(rate):
+    """One float32 step against the float64 formula: jgd's update is right
+    to float32 rounding in every element; optax's mult - 1 cancels, and the
+    elements where the shrink dominates are off by ~1e-4 and more."""
+    rng = np.random.default_rng(0)
+    p = jnp.asarray(rng.normal(size=64), jnp.float32)
+    g = jnp.asarray(rng.normal(size=64), jnp.float32)
+    ours = jgd.fromage(jgd.schedules.linear_schedule(rate, rate, 10))
+    theirs = optax.fromage(optax.schedules.linear_schedule(rate, rate, 10))
+    u_ours, _ = ours.update(g, ours.init(p), p)
+    with standard_promotion():
+        u_theirs, _ = theirs.update(g, theirs.init(p), p)
+    p64, g64, r = np.float64(p), np.float64(g), np.float64(np.float32(rate))
+    shrink = np.expm1(-0.5 * np.log1p(r * r))  # 1 / sqrt(1 + r**2) - 1
+    want = -r * (1 + shrink) * _norm(p64) / _norm(g64) * g64 + shrink * p64
+
+    def worst(u):
+        return np.max(np.abs(np.float64(u) - want) / np.abs(want))
+
+    assert worst(u_ours) < 5e-7
+    assert worst(u_theirs) > 1e-4

@@ -161,6 +161,11 @@ BAD_INPUT: list = [
 # The line searches need value=/value_fn= that make_step does not pass yet:
 # only the configurations without one run through jgd.train here.
 THROUGH_TRAIN: dict = {
+    # make_step passes value=, grad= and value_fn=, so the line searches run.
+    "lbfgs": lambda: jgd.lbfgs(),
+    "lbfgs_backtracking": lambda: jgd.lbfgs(
+        linesearch=jgd.scale_by_backtracking_linesearch(max_backtracking_steps=15)
+    ),
     "lbfgs_no_linesearch": lambda: jgd.lbfgs(0.5, memory_size=3, linesearch=None),
     "lbfgs_no_linesearch_no_lr": lambda: jgd.lbfgs(linesearch=None),
 }

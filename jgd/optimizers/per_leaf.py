@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from jgd.base import (
+    Chain,
     Scalar,
     ScalarOrSchedule,
     chain,
@@ -375,8 +376,8 @@ class Adafactor(Optimizer):
         _set_mask(self, "weight_decay_mask")
         super().check()
 
-    def recipe(self):
-        tx: list = [
+    def recipe(self) -> Chain:
+        tx: list[Any] = [
             scale_by_factored_rms(
                 self.factored,
                 self.decay_rate,

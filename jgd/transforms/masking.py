@@ -121,6 +121,14 @@ class Masked(Transform):
 
     Only the masked-in leaves have inner state: ``MaskedState(inner_state)``.
 
+    Example:
+        >>> import jgd, jax.numpy as jnp
+        >>> from jgd.transforms.masking import masked
+        >>> tx = masked(jgd.scale(-1.0), {"w": True, "b": False})
+        >>> g = {"w": jnp.array([2.0]), "b": jnp.array([2.0])}
+        >>> tx.update(g, tx.init(g))[0]
+        {'b': Array([2.], dtype=float32), 'w': Array([-2.], dtype=float32)}
+
     Matches: optax.masked(inner, mask, mask_compatible_extra_args=), with its
     special case for ``optax.tree_utils.tree_map_params``' placeholder.
     """
@@ -156,7 +164,8 @@ class Masked(Transform):
     ) -> tuple[Any, Any]:
         mask_tree = _mask_tree(self.mask, updates)
         if self.mask_compatible_extra_args:
-            structure = jax.tree.structure(updates)
+            # Any: jax's PyTreeDef stub has no __eq__ that mypy can see.
+            structure: Any = jax.tree.structure(updates)
             extra_args = {
                 k: _mask_pytree(v, mask_tree)
                 if jax.tree.structure(v) == structure

@@ -90,7 +90,7 @@ def _safe_rms(x: jax.Array, min_rms: Any) -> jax.Array:
 def _unzip(like: Any, out: Any, n: int) -> tuple[Any, ...]:
     """Split ``out``, a tree shaped like ``like`` holding an ``n``-tuple at
     each leaf, into ``n`` trees."""
-    outer = jax.tree.structure(like)
+    outer: Any = jax.tree.structure(like)  # jax's stub lacks flatten_up_to
     per_leaf = outer.flatten_up_to(out)
     return tuple(outer.unflatten([o[i] for o in per_leaf]) for i in range(n))
 

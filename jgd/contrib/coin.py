@@ -9,7 +9,6 @@ and learns one global scale for its updates) with ``MechanicState``.
 # No ``from __future__ import annotations``: ``learning_rate``'s annotation
 # must stay the ScalarOrSchedule object (not a string) for inspect.signature.
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -209,56 +208,6 @@ class MechanicState(NamedTuple):
     x0: Any
 
 
-def _lowest_dtype(owner: Any, params: Any) -> Any:
-    """The dtype every leaf's dtype promotes to from below (optax's
-    ``tree.dtype(params, 'lowest')``); the default float for no leaves."""
-    dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
-    if not dtypes:
-        return tree.default_float()
-    low = dtypes[0]
-    for d in dtypes[1:]:
-        wide = tree.wider_dtype(low, d)
-        if wide == low:
-            low = d
-        elif wide != d:
-            raise TypeError(
-                f"{owner_name(owner)}: the params' dtypes {low} and {d} have no "
-                "lower one of the two (optax's tree.dtype(params, 'lowest')); "
-                "cast them to one dtype."
-            )
-    return low
-
-
-def _sum(values: list) -> jax.Array:
-    """``v1 + v2 + ...`` left to right, as optax's tree reductions (which
-    start from a Python 0: the same numbers)."""
-    if not values:
-        return jnp.zeros([], tree.default_float())
-    return functools.reduce(lambda a, b: jnp.add(*tree.promote(a, b)), values)
-
-
-def _norm(x: Any) -> jax.Array:
-    """optax's ``tree.norm``: ``sqrt(sum of |x|**2)`` summed leaf by leaf."""
-
-    def sq(v):
-        return jnp.sum(jnp.square(v.real) + jnp.square(v.imag))
-
-    return jnp.sqrt(jnp.asarray(_sum([sq(v) for v in jax.tree.leaves(x)])))
-
-
-def _vdot(x: Any, y: Any) -> jax.Array:
-    """optax's ``tree.vdot``: ``sum_i <conj(x_i), y_i>``, each at the highest
-    precision."""
-
-    def dot(a, b):
-        a, b = tree.promote(a, b)
-        if jnp.iscomplexobj(a):
-            a = jnp.conj(a)
-        return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST)
-
-    return jnp.asarray(_sum(jax.tree.leaves(jax.tree.map(dot, x, y))))
-
-
 @register
 class Mechanize(Transform):
     """Mechanic: learn one global scale for another optimizer's updates by
@@ -338,7 +287,8 @@ class Mechanize(Transform):
         check_int(self, "num_betas", self.num_betas, 1)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(self, params)
+        # optax keeps the scale in the lowest dtype, so no param is promoted.
+        dt = tree.dtype(params, "lowest")
         zeros = jnp.zeros([self.num_betas], dt)
         return MechanicState(
             base_optimizer_state=self.base_optimizer.init(params),
@@ -366,8 +316,8 @@ class Mechanize(Transform):
         eps = tree.coef(self.eps, dt)
         s_sum = jnp.sum(state.s)
         # Mechanic's weight decay, on the gradient it bets with.
-        decay = tree.coef(self.weight_decay, dt) * s_sum * _norm(updates).astype(dt)
-        decay = decay / (_norm(params).astype(dt) + eps)
+        decay = tree.coef(self.weight_decay, dt) * s_sum * tree.norm(updates).astype(dt)
+        decay = decay / (tree.norm(params).astype(dt) + eps)
 
         def decayed(g, p):
             return g + (decay.astype(p.dtype) * p).astype(g.dtype)
@@ -377,7 +327,7 @@ class Mechanize(Transform):
             lambda p, x: (x - p) / (s_sum + eps).astype(p.dtype), params, x0
         )
         delta = jax.tree.map(lambda d, u: d - u, delta_prev, inner)
-        h = _vdot(g, delta_prev).astype(dt)
+        h = jnp.asarray(tree.vdot(g, delta_prev)).astype(dt)
         betas = jnp.array([1.0 - 0.1**k for k in range(1, self.num_betas + 1)], dt)
         clipped_h = jnp.clip(jnp.ones_like(state.m) * h, -state.m, state.m)
         m = jnp.maximum(betas * state.m, jnp.abs(h) + eps)

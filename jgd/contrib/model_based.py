@@ -10,7 +10,6 @@ it).
 # No ``from __future__ import annotations``: ``learning_rate``'s annotation
 # must stay the ScalarOrSchedule object (not a string) for inspect.signature.
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -32,57 +31,6 @@ __all__ = ["MomoAdamState", "MomoState", "momo", "momo_adam"]
 # optax compares the squared momentum norm with jnp.finfo(float).eps, float64's
 # epsilon whatever the params' dtype: below it MoMo takes no Polyak step.
 _TINY = float(jnp.finfo(float).eps)
-
-
-# Tree reductions in optax's order (private twins of jgd.contrib.coin's, as
-# style keeps private helpers inside their module).
-
-
-def _lowest_dtype(owner: Any, params: Any) -> Any:
-    """The dtype every leaf's dtype promotes to from below (optax's
-    ``tree.dtype(params, 'lowest')``); the default float for no leaves."""
-    dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
-    if not dtypes:
-        return tree.default_float()
-    low = dtypes[0]
-    for d in dtypes[1:]:
-        wide = tree.wider_dtype(low, d)
-        if wide == low:
-            low = d
-        elif wide != d:
-            raise TypeError(
-                f"{owner_name(owner)}: the params' dtypes {low} and {d} have no "
-                "lower one of the two (optax's tree.dtype(params, 'lowest')); "
-                "cast them to one dtype."
-            )
-    return low
-
-
-def _sum(values: list) -> jax.Array:
-    """``v1 + v2 + ...`` left to right, as optax's tree reductions."""
-    if not values:
-        return jnp.zeros([], tree.default_float())
-    return functools.reduce(lambda a, b: jnp.add(*tree.promote(a, b)), values)
-
-
-def _sq_norm(x: Any) -> jax.Array:
-    """optax's ``tree.norm(x, squared=True)``: the sum of ``|x|**2``."""
-    return _sum(
-        [jnp.sum(jnp.square(v.real) + jnp.square(v.imag)) for v in jax.tree.leaves(x)]
-    )
-
-
-def _vdot(x: Any, y: Any) -> jax.Array:
-    """optax's ``tree.vdot``: ``sum_i <conj(x_i), y_i>`` at the highest
-    precision."""
-
-    def dot(a, b):
-        a, b = tree.promote(a, b)
-        if jnp.iscomplexobj(a):
-            a = jnp.conj(a)
-        return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST)
-
-    return _sum(jax.tree.leaves(jax.tree.map(dot, x, y)))
 
 
 def _check_call(owner: Any, params: Any, value: Any) -> None:
@@ -194,7 +142,7 @@ class Momo(Transform):
         check_number(self, "weight_decay", self.weight_decay, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(self, params)
+        dt = tree.dtype(params, "lowest")
         return MomoState(
             exp_avg=tree.zeros_like(params),
             barf=jnp.zeros([], dt),
@@ -229,9 +177,9 @@ class Momo(Transform):
 
         barf = ema(state.barf, jnp.asarray(value, dt))
         exp_avg = jax.tree.map(ema, state.exp_avg, updates)
-        gamma = ema(state.gamma, _vdot(updates, params))
-        norm = _sq_norm(exp_avg)
-        iprod = _vdot(exp_avg, params)
+        gamma = ema(state.gamma, jnp.asarray(tree.vdot(updates, params)))
+        norm = jnp.asarray(tree.norm(exp_avg, squared=True))
+        iprod = jnp.asarray(tree.vdot(exp_avg, params))
         lr = self.learning_rate
         alpha = lr(count) if callable(lr) else lr
         wd = self.weight_decay
@@ -364,7 +312,7 @@ class MomoAdam(Transform):
         check_number(self, "weight_decay", self.weight_decay, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(self, params)
+        dt = tree.dtype(params, "lowest")
         return MomoAdamState(
             exp_avg=tree.zeros_like(params),
             exp_avg_sq=tree.zeros_like(params),
@@ -414,9 +362,9 @@ class MomoAdam(Transform):
 
         precond = jax.tree.map(precondition, exp_avg_sq)
         weighted = jax.tree.map(lambda d, D: d / D, exp_avg, precond)
-        norm = _vdot(exp_avg, weighted)
-        gamma = ema(state.gamma, _vdot(updates, params), b1)
-        iprod = _vdot(exp_avg, params).astype(dt)
+        norm = jnp.asarray(tree.vdot(exp_avg, weighted))
+        gamma = ema(state.gamma, jnp.asarray(tree.vdot(updates, params)), b1)
+        iprod = jnp.asarray(tree.vdot(exp_avg, params)).astype(dt)
         lr = self.learning_rate
         alpha = lr(count) if callable(lr) else lr
         wd = self.weight_decay

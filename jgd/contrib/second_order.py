@@ -44,27 +44,6 @@ __all__ = [
 ]
 
 
-def _lowest_dtype(owner: Any, params: Any) -> Any:
-    """The dtype every leaf's dtype promotes to from below (optax's
-    ``tree.dtype(params, 'lowest')``; a private twin of
-    jgd.contrib.coin's); the default float for no leaves."""
-    dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
-    if not dtypes:
-        return tree.default_float()
-    low = dtypes[0]
-    for d in dtypes[1:]:
-        wide = tree.wider_dtype(low, d)
-        if wide == low:
-            low = d
-        elif wide != d:
-            raise TypeError(
-                f"{owner_name(owner)}: the params' dtypes {low} and {d} have no "
-                "lower one of the two (optax's tree.dtype(params, 'lowest')); "
-                "cast them to one dtype."
-            )
-    return low
-
-
 def _moment(g: jax.Array, m: jax.Array, decay: Any) -> jax.Array:
     """``(1 - decay) * g + decay * m``, optax's ``tree.update_moment`` order
     (a private twin of jgd.contrib.adam_variants')."""
@@ -168,14 +147,10 @@ class HutchinsonEstimatorDiagHessian(Transform):
                 "params alone (lambda p: loss_fn(p, batch))."
             )
         key, sub = jax.random.split(state.key)
-        leaves, treedef = jax.tree.flatten(params)
-        keys = jax.random.split(sub, len(leaves))
-        low = _lowest_dtype(self, params)
-        signs = [
-            jax.random.rademacher(k, jnp.shape(x), jnp.float32).astype(low)
-            for k, x in zip(keys, leaves)
-        ]
-        signs = jax.tree.unflatten(treedef, signs)
+        # optax's draw: one key per leaf, signs in float32, cast to the
+        # params' lowest dtype.
+        signs = tree.random_like(sub, params, jax.random.rademacher, jnp.float32)
+        signs = tree.cast(signs, tree.dtype(params, "lowest"))
         hvp = jax.jvp(jax.grad(obj_fn), (params,), (signs,))[1]
         product = jax.tree.map(lambda h, r: h * r.astype(h.dtype), hvp, signs)
         return product, HutchinsonState(key=key)

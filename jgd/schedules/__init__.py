@@ -1,21 +1,13 @@
-"""Schedules: step-size (or any hyperparameter) as a function of the step count.
+"""Schedules: a hyperparameter (mostly the step size) as a function of the step.
 
-Holds, with optax 0.2.8's names, arguments and values, the single curves
-(``decay``: constant, linear, polynomial, exponential, cosine), the piecewise
-schedules (``piecewise``: constant jumps, linear or cosine ramps, the one-cycle
-schedules) and the joined ones (``joined``: ``join_schedules``, the warm-ups,
-``sgdr_schedule``). A schedule is a value like an optimizer: a frozen dataclass
-and a pytree whose values (``init_value``, ...) are leaves, so it prints, passes
-through ``jit`` without recompiling when a value changes, can be ``vmap``-ed and
-differentiated; step counts are static. Call it with the int32 step count:
-``schedule(count) -> value``.
-
-Deliberate differences from optax (listed with reasons in
-``tests/test_vs_optax.py::KNOWN_DIFFERENCES``): arguments that optax turns
-silently into a constant schedule, or into one that skips a piece (non-positive
-step counts, negative ``transition_begin``, non-positive ``decay_rate``, join
-boundaries that do not increase, one-cycle phases on one step) raise
-``ValueError``.
+optax 0.2.8's schedules, with its names, arguments and values, in three themes:
+``decay`` (constant, linear, polynomial, exponential, cosine), ``piecewise``
+(constant jumps, linear or cosine ramps, the one-cycle schedules) and ``joined``
+(``join_schedules``, the warm-ups, ``sgdr_schedule``). A schedule is a value, a
+frozen dataclass pytree whose numbers are leaves: it prints, passes through
+``jit`` without recompiling when a value changes, ``vmap``s and differentiates;
+``schedule(count) -> value``. Arguments with which optax silently gives a
+constant schedule or skips a piece raise ``ValueError`` (KNOWN_DIFFERENCES).
 """
 
 from __future__ import annotations

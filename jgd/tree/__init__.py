@@ -1,19 +1,13 @@
 """Pytree utilities: optax.tree's, under its names, and the helpers jgd's
 transforms share.
 
-optax 0.2.8's ``optax.tree`` (same arguments and values): arithmetic, creation
-and reductions (``algebra``: ``add``, ``sub``, ``mul``, ``div``, ``scale``,
-``add_scale``, ``vdot``, ``sum``, ``max``, ``min``, ``size``, ``norm``,
-``conj``, ``real``, ``clip``, ``where``, ``allclose``, ``batch_shape``,
-``zeros_like``, ``ones_like``, ``full_like``), moments (``moments``:
-``update_moment``, ``update_moment_per_elem_norm``, ``update_infinity_moment``,
-``bias_correction``), dtypes (``casting``: ``cast``, ``cast_like``, ``dtype``),
-randomness (``keys``: ``random_like``, ``split_key_like``,
-``unwrap_random_key_data``) and states (``state``: ``get``, ``set``,
-``get_all_with_path``, ``map_params``, ``NamedTupleKey``). The helpers
-(``core``): ``check_same_structure``, ``none_under_none``, ``safe_increment``,
-``wider_dtype``, ``promote``, ``coef``, ``default_float``, ``correction``,
-``global_norm``.
+optax 0.2.8's ``optax.tree``, same arguments and values, by theme: ``algebra``
+(leaf-wise arithmetic, ``zeros_like``..., reductions such as ``sum``, ``vdot``,
+``norm``), ``moments`` (``update_moment``..., ``bias_correction``), ``casting``
+(``cast``, ``cast_like``, ``dtype``), ``keys`` (``random_like``,
+``split_key_like``) and ``state`` (``get``, ``set``, ``get_all_with_path``,
+``map_params``). ``core`` holds the helpers: ``check_same_structure``,
+``safe_increment``, ``promote``, ``coef``, ``correction``, ``global_norm``...
 """
 
 from __future__ import annotations

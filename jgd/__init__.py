@@ -4,11 +4,11 @@
     updates, state = opt.update(grads, state, params)
     params = jgd.apply_updates(params, updates)
 
-Everyday names are re-exported here; the themed modules stay namespaces:
-``jgd.schedules``, ``jgd.losses``, ``jgd.models``, ``jgd.tree``. The heavy
-ones, ``jgd.train``, ``jgd.lab`` (plots need the ``plot`` extra), ``jgd.bench``
-and ``jgd.demo``, load on first use (``jgd.train.fit`` or ``import jgd.train``),
-so ``import jgd`` stays cheap.
+Optimizers, building blocks, schedules and the common losses are flat here,
+as in optax; ``jgd.schedules``, ``jgd.losses``, ``jgd.models`` and ``jgd.tree``
+are namespaces too. The heavy ones (``jgd.train``, ``jgd.contrib``,
+``jgd.checkpoint`` on orbax, ``jgd.lab``, ``jgd.bench``, ``jgd.demo``) load on
+first use, so ``import jgd`` stays cheap.
 """
 
 import importlib
@@ -91,6 +91,7 @@ __all__ = [
     "add_decayed_weights",
     "apply_updates",
     "chain",
+    "checkpoint",
     "clip",
     "clip_by_global_norm",
     "contrib",

@@ -33,6 +33,7 @@ MODULES = [
     "jgd.losses",
     "jgd.tree",
     "jgd.train",
+    "jgd.checkpoint",
     "jgd.models",
     "jgd.lab",
 ]

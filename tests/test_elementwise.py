@@ -13,6 +13,7 @@ int32 leaves only) run the conformance checks here.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import chex
 import jax
@@ -450,11 +451,13 @@ def test_noisy_sgd_key_handling_matches_optax(how):
 
 
 def test_noise_matches_optax(dtype):
-    """The same key gives the same numbers; states agree (keys as key data)."""
+    """The same key gives the same numbers; states agree (keys as key data).
+    The learning rate is a schedule in float64, a constant in float32."""
     unwrap = optax.tree_utils.tree_unwrap_random_key_data
+    sched = dtype == jnp.float64
     s1, s2 = _cross_check(
-        jgd.noisy_sgd(lr(False, True), key=jax.random.key(4)),
-        optax.noisy_sgd(lr(False, False), key=jax.random.key(4)),
+        jgd.noisy_sgd(lr(sched, True), key=jax.random.key(4)),
+        optax.noisy_sgd(lr(sched, False), key=jax.random.key(4)),
         dtype,
     )
     _states_close(unwrap(s1), unwrap(s2), dtype)
@@ -757,3 +760,48 @@ def test_which_optimizers_pack():
     assert needs_leaves(jgd.optimistic_adam_v2(0.1)) is None
     assert needs_leaves(jgd.polyak_sgd()) is None
     assert needs_leaves(jgd.noisy_sgd(0.1, key=0)) == "AddNoise"
+
+
+SIGNATURES = [
+    "sign_sgd",
+    "signum",
+    "noisy_sgd",
+    "polyak_sgd",
+    "rprop",
+    "optimistic_gradient_descent",
+    "optimistic_adam_v2",
+    *sorted(BLOCKS),
+    "per_example_global_norm_clip",
+]
+
+
+@pytest.mark.parametrize("name", SIGNATURES)
+def test_signature_matches_optax(name):
+    """Argument names, order, kinds and defaults are optax 0.2.8's."""
+
+    def describe(fn):
+        return [
+            (p.name, p.kind, p.default)
+            for p in inspect.signature(fn).parameters.values()
+        ]
+
+    assert describe(getattr(jgd, name)) == describe(getattr(optax, name))
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_state_class_and_fields_match_optax(name):
+    params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+    ours = BLOCKS[name]().init(params)
+    args = {
+        "scale_by_rprop": (0.1,),
+        "scale_by_schedule": (lambda c: 0.5,),
+        "add_noise": (0.01, 0.55, 0),
+        "ema": (0.9,),
+        "stateless": (lambda u, p: u,),
+        "stateless_with_tree_map": (lambda u, p: u,),
+        "clip_by_block_rms": (1.0,),
+        "adaptive_grad_clip": (0.1,),
+    }.get(name, ())
+    theirs = getattr(optax, name)(*args).init(params)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours._fields == theirs._fields

@@ -104,7 +104,7 @@ class Signum(Optimizer):
         Array([-0.1,  0.1], dtype=float32)
 
     References: Bernstein et al., "signSGD: Compressed Optimisation for
-    Non-Convex Problems", 2018, Algorithm 3; Zhao et al., "Deconstructing
+    Non-Convex Problems", 2018 (Signum); Zhao et al., "Deconstructing
     What Makes a Good Optimizer for Language Models", 2024.
 
     Matches: optax.signum(learning_rate, beta, accumulator_dtype).
@@ -215,7 +215,7 @@ class PolyakSgd(Optimizer):
         Array([0.5, 1. ], dtype=float32)
 
     References: Loizou et al., "Stochastic Polyak Step-size for SGD: An
-    Adaptive Learning Rate for Fast Convergence", 2021, eq. (5) (SPS_max);
+    Adaptive Learning Rate for Fast Convergence", 2021 (SPS_max);
     Garrigos et al., "Function value learning: Adaptive learning rates based
     on the Polyak stepsize and function splitting in ERM", 2023 (sps+).
 
@@ -260,10 +260,11 @@ class Rprop(Optimizer):
     """Rprop: per-element step sizes grown while the gradient keeps its sign
     and shrunk when it flips (iRprop-: the flipped element rests a step).
 
-    Update (per element, s = g * g_prev):
-        step = min(step * eta_plus, max_step_size)    (s > 0)
-        step = max(step * eta_minus, min_step_size)   (s < 0; then g_prev = 0)
-        w = w - step * sign(g)                        (s >= 0; no move if s < 0)
+    Update (per element, s = g * g_prev, g_prev = 0 at first):
+        step = clip(step * eta_plus, min_step_size, max_step_size)    (s > 0)
+        step = clip(step * eta_minus, min_step_size, max_step_size)   (s < 0)
+        w = w - step * sign(g)       (s >= 0)
+        g_prev = g, or 0 where s < 0 (that element does not move this step)
 
     Args:
         learning_rate: the initial step size, >= 0 (not a schedule, as optax).
@@ -285,8 +286,8 @@ class Rprop(Optimizer):
 
     References: Riedmiller & Braun, "A Direct Adaptive Method for Faster
     Backpropagation Learning: The RPROP Algorithm", 1993; Igel & Hüsken,
-    "Empirical evaluation of the improved Rprop learning algorithms", 2003,
-    iRprop- (Fig. 2).
+    "Empirical evaluation of the improved Rprop learning algorithms", 2003
+    (the iRprop- variant).
 
     Matches: optax.rprop(...) in its state at every step; optax 0.2.8's update
     is the previous step's (zero on the first step; optax PR #1725), jgd's is
@@ -344,7 +345,7 @@ class OptimisticGradientDescent(Optimizer):
 
     References: Mokhtari, Ozdaglar & Pattathil, "A Unified Analysis of
     Extra-gradient and Optimistic Gradient Methods for Saddle Point Problems:
-    Proximal Point Approach", 2020, eq. (5).
+    Proximal Point Approach", 2020 (generalised OGD).
 
     Matches: optax.optimistic_gradient_descent(learning_rate, alpha, beta).
     """

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jgd import tree
 from jgd.base import (
@@ -123,7 +124,7 @@ class AdaptiveGradClip(Transform):
             a leaf of rank above 5.
 
     References: Brock, De, Smith & Simonyan, "High-Performance Large-Scale
-    Image Recognition Without Normalization", 2021, Section 4.1, eq. (3).
+    Image Recognition Without Normalization", 2021, Section 4.1.
 
     Matches: optax.adaptive_grad_clip(clipping, eps, axis).
     """
@@ -221,12 +222,12 @@ def per_example_global_norm_clip(
     """
     _check_clip(l2_norm_clip)
     leaves = jax.tree.leaves(grads)
-    sizes = {x.shape[0] if x.ndim else None for x in leaves}
+    shapes = [tuple(np.shape(x)) for x in leaves]
+    sizes = {s[0] if s else None for s in shapes}
     if not leaves or len(sizes) != 1 or None in sizes:
         raise ValueError(
             f"{_PER_EXAMPLE}: every leaf of grads must have the batch axis first, "
-            "of one size for all; got shapes "
-            f"{[tuple(x.shape) for x in leaves]}."
+            f"of one size for all; got shapes {shapes}."
         )
     norms = jax.vmap(lambda t: jnp.sqrt(_sq_norm(t)))(grads)
     ratio = tree.coef(l2_norm_clip, norms.dtype) / norms

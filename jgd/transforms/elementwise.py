@@ -81,6 +81,10 @@ def _sq_norm(updates: Any) -> jax.Array:
     return functools.reduce(jnp.add, [s.astype(dt) for s in sums])
 
 
+def _traced(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
 def _needs_params(owner: Any, params: Any, why: str) -> None:
     if params is None:
         raise ValueError(
@@ -154,8 +158,8 @@ class ScaleByRprop(Transform):
 
     References: Riedmiller & Braun, "A Direct Adaptive Method for Faster
     Backpropagation Learning: The RPROP Algorithm", 1993; Igel & Hüsken,
-    "Empirical evaluation of the improved Rprop learning algorithms", 2003,
-    iRprop- (Fig. 2).
+    "Empirical evaluation of the improved Rprop learning algorithms", 2003
+    (the iRprop- variant).
 
     Matches: optax.scale_by_rprop(...) in its state at every step, but optax
     0.2.8 returns the state's previous ``prev`` (all zeros on the first step;
@@ -178,10 +182,9 @@ class ScaleByRprop(Transform):
         check_number(self, "eta_minus", self.eta_minus, 0, 1)
         check_number(self, "eta_plus", self.eta_plus, 1)
         check_number(self, "min_step_size", self.min_step_size, 0)
-        lo = self.min_step_size
-        check_number(
-            self, "max_step_size", self.max_step_size, 0 if _traced(lo) else lo
-        )
+        lo = self.min_step_size  # compared only when it is a plain number
+        lo = lo if isinstance(lo, (int, float)) and not isinstance(lo, bool) else 0
+        check_number(self, "max_step_size", self.max_step_size, lo)
 
     def init(self, params: Any) -> Any:
         return ScaleByRpropState(
@@ -220,10 +223,6 @@ class ScaleByRprop(Transform):
 scale_by_rprop = ScaleByRprop
 
 
-def _traced(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
 class ScaleByOptimisticGradientState(NamedTuple):
     """Whether no step was taken yet, and the last gradient (optax's)."""
 
@@ -245,7 +244,7 @@ class ScaleByOptimisticGradient(Transform):
 
     References: Mokhtari, Ozdaglar & Pattathil, "A Unified Analysis of
     Extra-gradient and Optimistic Gradient Methods for Saddle Point Problems:
-    Proximal Point Approach", 2020, eq. (5); Daskalakis et al., "Training
+    Proximal Point Approach", 2020 (generalised OGD); Daskalakis et al., "Training
     GANs with Optimism", 2018.
 
     Matches: optax.scale_by_optimistic_gradient(alpha, beta).
@@ -315,7 +314,7 @@ class ScaleByPolyak(Transform):
         TypeError: when ``update`` gets no ``value=``.
 
     References: Loizou et al., "Stochastic Polyak Step-size for SGD: An
-    Adaptive Learning Rate for Fast Convergence", 2021, eq. (5) (SPS_max);
+    Adaptive Learning Rate for Fast Convergence", 2021 (SPS_max);
     Garrigos et al., "Function value learning: Adaptive learning rates based on
     the Polyak stepsize and function splitting in ERM", 2023 (sps+).
 
@@ -458,8 +457,8 @@ class ScaleByDistanceOverGradients(Transform):
         ValueError: when ``update`` gets no ``params``.
 
     References: Ivgi, Hinder & Carmon, "DoG is SGD's Best Friend: A
-    Parameter-Free Dynamic Step Size Schedule", 2023, Algorithm 1 and
-    Section 3.3 (L-DoG).
+    Parameter-Free Dynamic Step Size Schedule", 2023 (layer-wise DoG,
+    L-DoG).
 
     Matches: optax.scale_by_distance_over_gradients(reps_rel, eps,
     param_dtype, global_scale), except on a scalar leaf: optax's update there
@@ -626,7 +625,7 @@ class AddNoise(Transform):
         seed: deprecated (as in optax): an integer seed, when ``key`` is None.
 
     References: Neelakantan et al., "Adding Gradient Noise Improves Learning
-    for Very Deep Networks", 2015, Section 2 (eq. 1).
+    for Very Deep Networks", 2015, Section 2.
 
     Matches: optax.add_noise(eta, gamma, key, seed=seed): the same key gives
     the same numbers. bf16 updates stay bf16 (optax's become float32).
@@ -755,7 +754,7 @@ class Centralize(Transform):
         u = g                              (otherwise)
 
     References: Yong et al., "Gradient Centralization: A New Optimization
-    Technique for Deep Neural Networks", 2020, eq. (1).
+    Technique for Deep Neural Networks", 2020.
 
     Matches: optax.centralize().
     """

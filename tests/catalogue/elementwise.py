@@ -371,6 +371,8 @@ THROUGH_TRAIN: dict = {
         0.05, 0.8, 0.4
     ),
     "optimistic_adam_v2": lambda: jgd.optimistic_adam_v2(0.01, alpha=0.5),
+    # make_step passes value=, which the Polyak step reads.
+    "polyak_sgd": lambda: jgd.polyak_sgd(max_learning_rate=0.5, f_min=-1.0),
 }
 
 KNOWN_DIFFERENCES: dict[str, str] = {

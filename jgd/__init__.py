@@ -131,6 +131,7 @@ __all__ += _t_masking.__all__
 
 _LAZY = (
     "bench",
+    "checkpoint",
     "contrib",
     "demo",
     "lab",

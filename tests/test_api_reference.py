@@ -182,6 +182,16 @@ def test_every_block_points_at_something_that_imports():
     assert broken == []
 
 
+@pytest.mark.parametrize("name", MODULES)
+def test_every_name_in_all_resolves(name):
+    """``from module import *`` and ``module.<name>`` work for every listed name
+    (the lazy ones of ``jgd`` included)."""
+    module = importlib.import_module(name)
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert missing == []
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
 def test_each_module_has_a_page():
     identifiers = {ident for _, ident, _ in _all_directives(_config())}
     assert sorted(set(MODULES) - identifiers) == []

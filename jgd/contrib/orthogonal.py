@@ -164,9 +164,9 @@ def _matrix_view(x: jax.Array, dims: MuonDimensionNumbers | None):
     return to_stack, from_stack, (flat[1], flat[2])
 
 
-def _coeffs(ns_coeffs: Any, ns_steps: int) -> Any:
-    """The coefficients as given (a preset name resolved): 3 numbers, or
-    rows of 3 with at most ``ns_steps`` rows."""
+def _coeffs(ns_coeffs: Any) -> Any:
+    """The coefficients as given, a preset name resolved: 3 numbers, or rows
+    of 3 (checked by ``_check_coeffs``)."""
     if isinstance(ns_coeffs, str):
         return _NS_COEFFS_PRESETS[ns_coeffs]
     return ns_coeffs
@@ -345,7 +345,8 @@ class ScaleByMuon(Transform):
     ``weight_dimension_numbers=None`` optax works only on a single array (a
     tree of matrices raises), jgd on any tree of matrices; a preset name is
     accepted here too; the Schatten step uses X X^H (optax X X^T, the same for
-    real X); ``ns_coeffs``' state dtype as above.
+    real X); the AOL and Schatten steps floor their rescaling at ``eps``
+    (optax at 1e-8 whatever ``eps``); ``ns_coeffs``' state dtype as above.
     """
 
     ns_coeffs: Any = static_field(default=_DEFAULT_NS_COEFFS)
@@ -375,7 +376,7 @@ class ScaleByMuon(Transform):
         leaves = [x for x in jax.tree.leaves(params) if x is not None]
         floats = [x.dtype for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
         dtype = tree.wider_dtype(*floats) if floats else tree.default_float()
-        coeffs = jnp.asarray(_coeffs(self.ns_coeffs, self.ns_steps))
+        coeffs = jnp.asarray(_coeffs(self.ns_coeffs))
         if coeffs.ndim == 2:
             coeffs = coeffs[-self.ns_steps :]
         return MuonState(

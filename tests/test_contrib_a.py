@@ -462,6 +462,35 @@ def test_update_without_params_says_how_to_call(make):
         opt.update(p, opt.init(p))
 
 
+def test_complex_params():
+    """Complex params keep their dtype under strict promotion; Muon (X X^H in
+    Newton-Schulz, the dual norm <conj(m), u>) matches optax on them."""
+    rng = np.random.default_rng(0)
+    p = {
+        "w": jnp.asarray(rng.normal(size=(3, 4)) + 1j * rng.normal(size=(3, 4))),
+        "b": jnp.asarray(rng.normal(size=4) + 1j),
+    }
+    p = jax.tree.map(lambda x: x.astype(jnp.complex64), p)
+    g = jax.tree.map(lambda x: x * jnp.asarray(0.5 - 0.25j, jnp.complex64), p)
+    for opt in [
+        C.schedule_free_adamw(0.05),
+        C.schedule_free_sgd(0.05),
+        C.prodigy(),
+        C.dog(),
+        C.dowg(),
+    ]:
+        u, _ = jax.jit(opt.update)(g, opt.init(p), p)
+        for x in jax.tree.leaves(u):
+            assert x.dtype == jnp.complex64 and bool(jnp.all(jnp.isfinite(x)))
+    ours = C.muon(0.05, adaptive=True, preconditioning="aol")
+    theirs = OC.muon(0.05, adaptive=True, preconditioning="aol")
+    u1, _ = jax.jit(ours.update)(g, ours.init(p), p)
+    with standard_promotion():
+        u2, _ = jax.jit(theirs.update)(g, theirs.init(p), p)
+    for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+
+
 # --------------------------------------------------------------------------
 # Packing in jgd.train, and conformance where a shared check does not fit.
 # --------------------------------------------------------------------------

@@ -638,6 +638,17 @@ class Muon(Optimizer):
             is_leaf=lambda x: x is None or _is_dims(x),
         )
 
+    def _decay_mask(self) -> Any:
+        """The weight-decay mask as a callable of the matrices' tree: the
+        decay sees ``MaskedNode()`` for the AdamW leaves, so a tree of bools
+        (or a prefix of one) is laid over it, as optax.masked does."""
+        mask = self.weight_decay_mask
+        if mask is None or callable(mask):
+            return mask
+        return lambda params: jax.tree.map(
+            lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params
+        )
+
     def recipe(self):
         adam_lr = self.adam_learning_rate
         if adam_lr is None:
@@ -656,7 +667,7 @@ class Muon(Optimizer):
                 weight_dimension_numbers=dims,
             ),
             _ScaleByShape(self.consistent_rms, dims),
-            add_decayed_weights(self.weight_decay, self.weight_decay_mask),
+            add_decayed_weights(self.weight_decay, self._decay_mask()),
             scale_by_learning_rate(self.learning_rate),
         )
         others = adamw(

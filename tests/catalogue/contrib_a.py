@@ -16,7 +16,7 @@ import optax
 import jgd
 import jgd.contrib as jc
 from jgd import schedules as js
-from tests.helpers import decay_mask, f64_count, lr
+from tests.helpers import decay_mask, f64_count, lr, random_tree
 
 oc = optax.contrib
 
@@ -45,6 +45,8 @@ def _dims_tree(cls):
     }
 
 
+# A weight-decay mask as a tree of bools (the matrix and the 3-D tensor).
+_DECAY_TREE = decay_mask(random_tree(jax.random.key(0)))
 _MUON_FLAGS = {
     "beta": 0.9,
     "eps": 1e-6,
@@ -155,11 +157,15 @@ CASES: dict = {
     "muon_dimension_numbers_tree": (
         lambda s: jc.muon(
             lr(s, True),
+            weight_decay=0.1,
+            weight_decay_mask=_DECAY_TREE,
             muon_weight_dimension_numbers=_dims_tree(jc.MuonDimensionNumbers),
             consistent_rms=0.2,
         ),
         lambda s: oc.muon(
             lr(s, False),
+            weight_decay=0.1,
+            weight_decay_mask=_DECAY_TREE,
             muon_weight_dimension_numbers=_dims_tree(oc.MuonDimensionNumbers),
             consistent_rms=0.2,
         ),

@@ -78,10 +78,10 @@ def ctc_loss_with_forward_probs(
             integer, or ``blank_id`` not an integer.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax, jax.numpy as jnp
         >>> from jgd import losses
         >>> logits = jnp.zeros((1, 2, 2))     # two frames, blank or class 1
-        >>> loss, _, _ = losses.ctc_loss_with_forward_probs(
+        >>> loss, _, _ = jax.jit(losses.ctc_loss_with_forward_probs)(
         ...     logits, jnp.zeros((1, 2)), jnp.array([[1]]), jnp.zeros((1, 1)))
         >>> loss                              # 3 of the 4 paths: -log(3/4)
         Array([0.2876821], dtype=float32)
@@ -215,10 +215,10 @@ def ctc_loss(
         ValueError, TypeError: as ``ctc_loss_with_forward_probs``.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax, jax.numpy as jnp
         >>> from jgd import losses
-        >>> losses.ctc_loss(jnp.zeros((1, 2, 2)), jnp.zeros((1, 2)),
-        ...                 jnp.array([[1]]), jnp.zeros((1, 1)))
+        >>> jax.jit(losses.ctc_loss)(jnp.zeros((1, 2, 2)), jnp.zeros((1, 2)),
+        ...                          jnp.array([[1]]), jnp.zeros((1, 1)))
         Array([0.2876821], dtype=float32)
 
     References: Graves et al., 2006 (see ``ctc_loss_with_forward_probs``).

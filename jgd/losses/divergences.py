@@ -33,8 +33,7 @@ def _prepare(
     axis: Any,
     where: Any,
 ) -> tuple[jax.Array, jax.Array, tuple[int, ...], jax.Array | None]:
-    """Checked ``(log_predictions, targets, axes, where)``, with masked entries
-    set to ``fill`` so that nothing under the mask reaches a gradient."""
+    """Checked ``(log_predictions, targets, axes, where)``."""
     lp, t = _args.paired(name, "log_predictions", log_predictions, targets_arg, targets)
     axes = _args.axes(name, axis, lp.ndim, allow_none=True, arg="log_predictions")
     w = None

@@ -144,7 +144,11 @@ def _projection_unit_simplex_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def _multiclass_sparsemax(scores: jax.Array, label: jax.Array) -> jax.Array:
-    proba = _projection_unit_simplex(scores)
+    # scores / 1, as optax's projection_simplex(values / scale): the
+    # projection's two cotangent terms (which cancel) are summed before they
+    # meet the other uses of scores; in the other order, at scores of 1e30,
+    # a gradient of 1 is lost to rounding.
+    proba = _projection_unit_simplex(scores / 1)
     # The conjugate of the Gini negentropy, with the label's score subtracted
     # before the products, so huge scores off the support do not cancel.
     scores = (scores - scores[label]).at[label].set(0.0)
@@ -178,9 +182,10 @@ def multiclass_sparsemax_loss(scores: Any, labels: Any) -> jax.Array:
             integer.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax, jax.numpy as jnp
         >>> from jgd import losses
-        >>> losses.multiclass_sparsemax_loss(jnp.array([[1.0, 0.5, -3.0]]), jnp.array([1]))
+        >>> scores = jnp.array([[1.0, 0.5, -3.0]])   # sparsemax [0.75, 0.25, 0]
+        >>> jax.jit(losses.multiclass_sparsemax_loss)(scores, jnp.array([1]))
         Array([0.5625], dtype=float32)
 
     References: A. F. T. Martins, R. F. Astudillo, "From Softmax to

@@ -47,10 +47,10 @@ def ntxent(embeddings: Any, labels: Any, temperature: Any = 0.07) -> jax.Array:
         TypeError: when ``embeddings`` is not floating point.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax, jax.numpy as jnp
         >>> from jgd import losses
         >>> emb = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-        >>> losses.ntxent(emb, jnp.array([0, 0, 1, 1]), temperature=1.0)
+        >>> jax.jit(losses.ntxent)(emb, jnp.array([0, 0, 1, 1]), 1.0)
         Array(0.60341614, dtype=float32)
 
     References: T. Chen, S. Kornblith, M. Norouzi, G. Hinton, "A Simple
@@ -93,22 +93,24 @@ def ntxent(embeddings: Any, labels: Any, temperature: Any = 0.07) -> jax.Array:
     shift_matches = xcs_matches - xcs_max
     numer_exp = jnp.exp(shift_matches)
     denom = jnp.sum(jnp.exp(shift_diffs), axis=1, keepdims=True) + numer_exp
-    # optax's log(denom) wherever denom > 0; where it underflows to 0 (a tiny
-    # temperature), its logaddexp form. Each branch sees safe inputs where
-    # the other is taken, and non-pairs see neither: no inf reaches a gradient.
+    # optax's log_softm = shift - log(denom) wherever denom > 0. Where exp
+    # underflows it to 0 (a tiny temperature), the same quantity as
+    # -softplus(lse_k(xcs_ik - xcs_ij)) over i's negatives k, with the
+    # negatives' maximum taken out exactly (shifting by the row's maximum of
+    # 1e6 would round the result to 1/16). Each branch sees safe values where
+    # the other is taken, and non-pairs neither: no inf reaches a gradient.
     direct = matches & (denom > 0)
     under = matches & ~direct
+    log_softm = shift_matches - jnp.log(jnp.where(direct, denom, 1.0))
     has_neg = jnp.any(diffs, axis=1, keepdims=True)
-    lse_diffs = jax.nn.logsumexp(
-        jnp.where(has_neg, shift_diffs, 0.0), axis=1, keepdims=True
+    top = jax.lax.stop_gradient(jnp.max(xcs_diffs, axis=1, keepdims=True))
+    top = jnp.where(has_neg, top, 0.0)
+    rest = jnp.sum(
+        jnp.exp(jnp.where(diffs, xcs - top, -jnp.inf)), axis=1, keepdims=True
     )
-    lse_diffs = jnp.where(has_neg, lse_diffs, -jnp.inf)
-    log_denom = jnp.where(
-        under,
-        jnp.logaddexp(lse_diffs, jnp.where(under, shift_matches, 0.0)),
-        jnp.log(jnp.where(direct, denom, 1.0)),
-    )
-    log_softm = jnp.where(matches, shift_matches, 0.0) - log_denom
+    gap = (top - jnp.where(under, xcs, 0.0)) + jnp.log(jnp.where(has_neg, rest, 1.0))
+    tiny = -jax.nn.softplus(jnp.where(has_neg & under, gap, -jnp.inf))
+    log_softm = jnp.where(under, tiny, jnp.where(direct, log_softm, 0.0))
     total = jnp.where(matches, log_softm, 0.0).sum()
     return -total / jnp.sum(matches).astype(e.dtype)
 
@@ -173,10 +175,11 @@ def triplet_margin_loss(
             the wrong kind.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax, jax.numpy as jnp
         >>> from jgd import losses
         >>> a, p = jnp.array([[0.0, 0.0]]), jnp.array([[0.3, 0.4]])
-        >>> losses.triplet_margin_loss(a, p, jnp.array([[1.0, 0.0]]), eps=0.0)
+        >>> n = jnp.array([[1.0, 0.0]])
+        >>> jax.jit(losses.triplet_margin_loss)(a, p, n, eps=0.0)  # 0.5 - 1 + 1
         Array([0.5], dtype=float32)
 
     References: V. Balntas, E. Riba, D. Ponsa, K. Mikolajczyk, "Learning

@@ -439,9 +439,10 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     ),
     "ntxent at extremes": (
         "ntxent takes log(denominator) as optax wherever the denominator is "
-        "> 0 and logaddexp of the same terms where exp underflows it to 0 (a "
-        "temperature of 1e-6): optax's loss is then inf or its gradient nan "
-        "(0 * log 0 from pairs that are not positives), jgd's finite "
+        "> 0, and where exp underflows it to 0 (a temperature of 1e-6) the "
+        "same quantity as -softplus of a log-sum-exp taken relative to the "
+        "pair: optax's loss is then inf (log 0) and its gradient nan, jgd's "
+        "the definition's, to float32 rounding "
         "(tests/test_losses_extremes.py: test_ntxent_tiny_temperature)."
     ),
     "0 log 0 in the divergences": (

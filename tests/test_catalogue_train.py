@@ -2,8 +2,8 @@
 
 Each ``THROUGH_TRAIN`` entry (tests/catalogue/) runs three steps of
 ``jgd.train.make_step`` and three steps of a hand-written jitted loop
-(``value_and_grad``, ``update`` given ``value=``, ``grad=``, ``value_fn=`` and
-``obj_fn=`` as optax's line searches and Sophia take them, ``apply_updates``) on a small model with a
+(``value_and_grad``, ``update`` given ``value=``, ``grad=`` and ``value_fn=`` as optax's line
+searches take them, ``apply_updates``) on a small model with a
 matrix, a 3-D tensor, a vector and a scalar. Compared in float64, where the
 optimizer travelling as a traced argument costs nothing
 (KNOWN_DIFFERENCES['traced float32 hyperparameters']). Per-matrix methods
@@ -53,7 +53,7 @@ def _hand_written(opt, params, x, n):
         v, g = jax.value_and_grad(f)(p)
         # optax's extra arguments, as make_step passes them (line searches,
         # methods that read the loss).
-        u, s = opt.update(g, s, p, value=v, grad=g, value_fn=f, obj_fn=f)
+        u, s = opt.update(g, s, p, value=v, grad=g, value_fn=f)
         return jgd.apply_updates(p, u), s
 
     s = opt.init(params)

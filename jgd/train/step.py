@@ -274,7 +274,6 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
             value=loss,
             grad=grads,
             value_fn=value_fn,
-            obj_fn=value_fn,  # Sophia's name for it
         )
         new_params = apply_updates(state.stored_params, updates)
         new_params, opt_state = layout.pin((new_params, opt_state))
@@ -303,13 +302,13 @@ def make_step(
     Update:
         loss, g = value_and_grad(loss_fn)(params, batch)
         u, opt_state = state.opt.update(g, opt_state, params,
-                                        value=loss, grad=g, value_fn=f,
-                                        obj_fn=f)
+                                        value=loss, grad=g, value_fn=f)
         params = params + u
         step = step + 1
     where f(p) = loss_fn(p, batch): optax's extra arguments, for line searches
-    (lbfgs), methods that read the loss (polyak_sgd, momo) and Sophia's
-    Hessian estimate (obj_fn). Transforms that
+    (lbfgs) and methods that read the loss (polyak_sgd, momo). Sophia's
+    ``obj_fn`` is not passed: optax's line searches refuse keyword arguments
+    their value_fn does not take. Transforms that
     take no extra arguments are called without them.
 
     The optimizer comes from the state (``jgd.train.init(params, opt)``), as

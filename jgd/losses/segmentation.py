@@ -274,7 +274,9 @@ def binary_dice_loss(
 
     References: as ``dice_loss``.
 
-    Matches: optax.losses.binary_dice_loss.
+    Matches: optax.losses.binary_dice_loss, except that optax raises for
+    every ``apply_sigmoid=False`` call (its probability check sums over the
+    single channel): KNOWN_DIFFERENCES "dice probability check".
     """
     name = "jgd.losses.binary_dice_loss"
     p = _args.floating(name, "predictions", predictions)

@@ -469,10 +469,14 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "(tests/test_losses_extremes.py: test_triplet_of_huge_and_tiny_embeddings)."
     ),
     "dice probability check": (
-        "optax.losses.dice_loss with apply_softmax=False raises ValueError when "
-        "the predictions do not sum to 1 over the classes; that reads values, "
-        "so under jit it fails with a tracer error instead. jgd checks shapes "
-        "only and computes the loss (tests/test_losses_extremes.py: "
+        "optax.losses.dice_loss (and multiclass_generalized_dice_loss) with "
+        "apply_softmax=False raises ValueError when the predictions do not sum "
+        "to 1 over the classes; that reads values, so under jit it fails with "
+        "a tracer error instead. optax.losses.binary_dice_loss with "
+        "apply_sigmoid=False always raises (its check sums the single channel). "
+        "jgd checks shapes only and computes the loss; the cross-check runs "
+        "optax with that one check off (tests/test_losses.py: "
+        "_without_value_check; tests/test_losses_extremes.py: "
         "test_dice_does_not_read_values)."
     ),
 }

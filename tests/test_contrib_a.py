@@ -81,7 +81,10 @@ def _run(opt, params, grads, promotion):
     return history, state
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+# float64 behind ``slow``, as tests/test_vs_optax.py keeps the catalogue's.
+@pytest.mark.parametrize(
+    "dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("name", sorted(MUON_BLOCK_CASES))
 def test_scale_by_muon_matches_optax(name, dtype, request):
     if dtype == "float64":
@@ -574,12 +577,23 @@ _SHARED = {
     "test_converges_on_rosenbrock": sorted(OWN_CONFORMANCE),
     "test_builds_inside_jit_with_a_traced_learning_rate": ["dog"],
 }
-_SHARED_PARAMS = [(check, name) for check, names in _SHARED.items() for name in names]
+# As tests/test_conformance.py does for the catalogue: jit, retrace and the
+# bowl in CI, the rest (dtypes, Rosenbrock, a traced learning rate) with
+# ``-m slow``.
+_IN_CI = {"test_jit_no_retrace_and_stable_state", "test_converges_on_the_bowl"}
+_SHARED_PARAMS = [
+    pytest.param(
+        check,
+        name,
+        id=f"{check[5:]}-{name}",
+        marks=() if check in _IN_CI else pytest.mark.slow,
+    )
+    for check, names in _SHARED.items()
+    for name in names
+]
 
 
-@pytest.mark.parametrize(
-    "check,name", _SHARED_PARAMS, ids=[f"{c[5:]}-{n}" for c, n in _SHARED_PARAMS]
-)
+@pytest.mark.parametrize("check,name", _SHARED_PARAMS)
 def test_shared_conformance(check, name, monkeypatch, request):
     monkeypatch.setitem(shared.OPTIMIZERS, name, OWN_CONFORMANCE[name])
     fn = getattr(shared, check)
@@ -618,6 +632,7 @@ def test_schedule_free_jit_no_retrace_and_stable_state(name):
     assert all(int(c) == 3 for c in inner if c.dtype == jnp.int32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
 def test_dog_dtypes_are_kept(dtype, request):
     """test_dtypes_are_kept, with DoGState.is_init_step a bool (optax's)."""
@@ -641,6 +656,7 @@ def test_dog_dtypes_are_kept(dtype, request):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [

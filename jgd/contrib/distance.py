@@ -237,9 +237,8 @@ class Prodigy(Transform):
         scale = d if self.safeguard_warmup else dlr
 
         def accumulate(s, x):
-            return tree.coef(beta3, s.dtype) * s + scale.astype(
-                x.dtype
-            ) * x / tree.coef(d0, x.dtype)
+            step = scale.astype(x.dtype) * x / tree.coef(d0, x.dtype)
+            return tree.coef(beta3, s.dtype) * s + step
 
         grad_sum = jax.tree.map(accumulate, state.grad_sum, dg)
         r = tree.coef(beta3, dt) * state.numerator_weighted

@@ -33,6 +33,27 @@ from jgd.base import (
     chain,
     identity,
 )
+from jgd.losses import (
+    convex_kl_divergence,
+    cosine_distance,
+    cosine_similarity,
+    ctc_loss,
+    ctc_loss_with_forward_probs,
+    generalized_kl_divergence,
+    hinge_loss,
+    huber_loss,
+    kl_divergence,
+    l2_loss,
+    log_cosh,
+    ntxent,
+    safe_softmax_cross_entropy,
+    sigmoid_binary_cross_entropy,
+    sigmoid_focal_loss,
+    smooth_labels,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+    squared_error,
+)
 from jgd.optimizers import adagrad, adam, adamw, gd, rmsprop, sgd
 from jgd.optimizers.adam_family import *
 from jgd.optimizers.per_leaf import *
@@ -117,6 +138,28 @@ __all__ = [
 # The schedules and the catalogue's themed modules (functions and states), flat,
 # as optax has them.
 __all__ += schedules.__all__
+# optax's losses at its top level
+__all__ += [
+    "convex_kl_divergence",
+    "cosine_distance",
+    "cosine_similarity",
+    "ctc_loss",
+    "ctc_loss_with_forward_probs",
+    "generalized_kl_divergence",
+    "hinge_loss",
+    "huber_loss",
+    "kl_divergence",
+    "l2_loss",
+    "log_cosh",
+    "ntxent",
+    "safe_softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "smooth_labels",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "squared_error",
+]
 __all__ += _o_adam_family.__all__
 __all__ += _o_per_leaf.__all__
 __all__ += _o_sgd_variants.__all__

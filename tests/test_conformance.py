@@ -23,6 +23,16 @@ OPTIMIZERS = {**_CORE, **catalogue.CONFORMANCE}
 NAMES = sorted(OPTIMIZERS)
 
 
+def _short(name):
+    """The catalogue's entries run the jit, retrace and bowl checks in CI and
+    the rest (dtypes, Rosenbrock, a traced learning rate) with ``-m slow``, to
+    keep CI in its budget; the tutorials' optimizers run everything."""
+    return pytest.param(name, id=name, marks=() if name in _CORE else pytest.mark.slow)
+
+
+LONG = [_short(n) for n in NAMES]
+
+
 def _structure(tree):
     return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
 
@@ -50,7 +60,7 @@ def test_jit_no_retrace_and_stable_state(name):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", LONG)
 def test_dtypes_are_kept(name, dtype, request):
     if dtype == jnp.float64:
         request.getfixturevalue("x64")
@@ -89,7 +99,7 @@ def test_converges_on_the_bowl(name):
     assert max(float(jnp.max(jnp.abs(v), initial=0)) for v in jax.tree.leaves(x)) < 0.05
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", LONG)
 def test_converges_on_rosenbrock(name):
     make, _, lr, steps = OPTIMIZERS[name]
     opt = make(lr)
@@ -107,7 +117,7 @@ def test_converges_on_rosenbrock(name):
     np.testing.assert_allclose(np.asarray(x), [1.0, 1.0], atol=0.06)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", LONG)
 def test_builds_inside_jit_with_a_traced_learning_rate(name):
     make, lr, _, _ = OPTIMIZERS[name]
     params = random_tree(jax.random.key(0))

@@ -113,15 +113,15 @@ KNOWN_DIFFERENCES = {
         "an empty or repeated axis tuple raise TypeError/ValueError naming the "
         "argument; optax raises jax's errors from deep inside or (empty tuple) "
         "returns a meaningless loss. NumPy integer axes are accepted. See "
-        "tests/test_losses.py: test_axis_and_where_errors, "
-        "test_integer_labels_errors."
+        "tests/test_losses.py: test_the_house_messages_for_axis_and_where, "
+        "test_bad_argument_message."
     ),
     "masked label gradients": (
         "Under where=, a masked entry's label gets gradient 0 in jgd and NaN in "
         "optax (labels * -inf), and NaN/inf labels under the mask do not leak into "
-        "the loss. Values and logit gradients match optax (tests/test_losses.py: "
+        "the loss. Values and logit gradients match optax (tests/test_losses_extremes.py: "
         "test_masked_extreme_logits_match_optax, "
-        "test_masked_garbage_labels_do_not_leak). An unmasked -inf logit with label "
+        "test_masked_garbage_stays_out). An unmasked -inf logit with label "
         "0 still gives NaN in both, as 0 * -inf: mask such classes with where."
     ),
 }
@@ -292,6 +292,7 @@ CASES = {
         ),
     ),
 }
+CORE = frozenset(CASES)  # the tutorials' optimizers and their blocks
 CASES.update(catalogue.CASES)
 
 SCHEDULED = {
@@ -343,9 +344,22 @@ def test_matches_optax_float32(name, sched):
     _cross_check(name, sched, jnp.float32)
 
 
-@pytest.mark.parametrize(
-    "name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS]
-)
+def _f64_params():
+    """Every case in float64; the catalogue's behind ``slow`` (``-m slow``),
+    which keeps CI in its budget: their float32 run is in CI, and the float64
+    one is run with ``python -m pytest -m slow tests/test_vs_optax.py``."""
+    return [
+        pytest.param(
+            n,
+            s,
+            id=f"{n}{'-sched' if s else ''}",
+            marks=() if n in CORE else pytest.mark.slow,
+        )
+        for n, s in PARAMS
+    ]
+
+
+@pytest.mark.parametrize("name,sched", _f64_params())
 def test_matches_optax_float64(name, sched, x64):
     _cross_check(name, sched, jnp.float64)
 

@@ -25,12 +25,14 @@ from tests.catalogue import (
     contrib_a,
     contrib_b,
     elementwise,
+    losses,
     per_leaf,
     quasi_newton,
     schedules,
 )
 
 _MODULES = [
+    losses,
     adam_family,
     per_leaf,
     elementwise,

@@ -265,8 +265,8 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
         def value_fn(stored):  # the loss at other params, in the stored form
             return loss_of(layout.view(stored, offsets))[0]
 
-        # optax's extra arguments (line searches, Polyak and MoMo steps, Sophia
-        # read them); transforms that take none never see them.
+        # optax's extra arguments (line searches, Polyak and MoMo steps read
+        # them); transforms that take none never see them.
         updates, opt_state = layout.optimizer(opt).update(
             grads,
             state.stored_opt_state,

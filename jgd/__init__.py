@@ -17,11 +17,17 @@ import jgd.optimizers.adam_family as _o_adam_family
 import jgd.optimizers.per_leaf as _o_per_leaf
 import jgd.optimizers.quasi_newton as _o_quasi_newton
 import jgd.optimizers.sgd_variants as _o_sgd_variants
+import jgd.transforms.accumulate as _t_accumulate
 import jgd.transforms.adam_family as _t_adam_family
 import jgd.transforms.clipping as _t_clipping
+import jgd.transforms.combine as _t_combine
 import jgd.transforms.elementwise as _t_elementwise
+import jgd.transforms.grouping as _t_grouping
+import jgd.transforms.injection as _t_injection
 import jgd.transforms.linesearch as _t_linesearch
 import jgd.transforms.masking as _t_masking
+import jgd.transforms.nonfinite as _t_nonfinite
+import jgd.transforms.partitioning as _t_partitioning
 import jgd.transforms.per_leaf as _t_per_leaf
 from jgd import base, losses, models, schedules, tree
 from jgd.base import (
@@ -81,11 +87,17 @@ from jgd.transforms import (
     scale_by_stddev,
     trace,
 )
+from jgd.transforms.accumulate import *
 from jgd.transforms.adam_family import *
 from jgd.transforms.clipping import *
+from jgd.transforms.combine import *
 from jgd.transforms.elementwise import *
+from jgd.transforms.grouping import *
+from jgd.transforms.injection import *
 from jgd.transforms.linesearch import *
 from jgd.transforms.masking import *
+from jgd.transforms.nonfinite import *
+from jgd.transforms.partitioning import *
 from jgd.transforms.per_leaf import *
 from jgd.tree import global_norm
 
@@ -170,6 +182,12 @@ __all__ += _t_elementwise.__all__
 __all__ += _t_clipping.__all__
 __all__ += _t_linesearch.__all__
 __all__ += _t_masking.__all__
+__all__ += _t_partitioning.__all__
+__all__ += _t_grouping.__all__
+__all__ += _t_combine.__all__
+__all__ += _t_accumulate.__all__
+__all__ += _t_nonfinite.__all__
+__all__ += _t_injection.__all__
 
 
 _LAZY = (

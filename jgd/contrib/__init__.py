@@ -10,6 +10,7 @@ from jgd.contrib import (
     distance,
     model_based,
     orthogonal,
+    plateau,
     schedulefree,
     second_order,
 )
@@ -18,6 +19,7 @@ from jgd.contrib.coin import *
 from jgd.contrib.distance import *
 from jgd.contrib.model_based import *
 from jgd.contrib.orthogonal import *
+from jgd.contrib.plateau import *
 from jgd.contrib.schedulefree import *
 from jgd.contrib.second_order import *
 
@@ -29,3 +31,4 @@ __all__ += adam_variants.__all__
 __all__ += coin.__all__
 __all__ += model_based.__all__
 __all__ += second_order.__all__
+__all__ += plateau.__all__

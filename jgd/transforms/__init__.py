@@ -19,13 +19,20 @@ re-exported here and at the top level.
 """
 
 from jgd.transforms import (
+    accumulate,
     adam_family,
     clipping,
+    combine,
     elementwise,
+    grouping,
+    injection,
     linesearch,
     masking,
+    nonfinite,
+    partitioning,
     per_leaf,
 )
+from jgd.transforms.accumulate import *
 from jgd.transforms.adam_family import *
 from jgd.transforms.adaptive import (
     ScaleByAdam,
@@ -54,9 +61,14 @@ from jgd.transforms.basic import (
     trace,
 )
 from jgd.transforms.clipping import *
+from jgd.transforms.combine import *
 from jgd.transforms.elementwise import *
+from jgd.transforms.grouping import *
+from jgd.transforms.injection import *
 from jgd.transforms.linesearch import *
 from jgd.transforms.masking import *
+from jgd.transforms.nonfinite import *
+from jgd.transforms.partitioning import *
 from jgd.transforms.per_leaf import *
 from jgd.transforms.regularization import (
     AddDecayedWeights,
@@ -105,3 +117,9 @@ __all__ += elementwise.__all__
 __all__ += clipping.__all__
 __all__ += linesearch.__all__
 __all__ += masking.__all__
+__all__ += partitioning.__all__
+__all__ += grouping.__all__
+__all__ += combine.__all__
+__all__ += accumulate.__all__
+__all__ += nonfinite.__all__
+__all__ += injection.__all__

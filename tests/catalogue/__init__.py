@@ -21,13 +21,18 @@ Each module fills the same tables, which the shared tests read:
 from __future__ import annotations
 
 from tests.catalogue import (
+    accumulate,
     adam_family,
+    combine,
     contrib_a,
     contrib_b,
     elementwise,
+    injection,
     losses,
+    partitioning,
     per_leaf,
     quasi_newton,
+    safety,
     schedules,
 )
 
@@ -40,6 +45,11 @@ _MODULES = [
     contrib_a,
     contrib_b,
     schedules,
+    partitioning,
+    combine,
+    accumulate,
+    injection,
+    safety,
 ]
 
 

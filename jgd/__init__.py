@@ -25,6 +25,7 @@ import jgd.transforms.elementwise as _t_elementwise
 import jgd.transforms.grouping as _t_grouping
 import jgd.transforms.injection as _t_injection
 import jgd.transforms.linesearch as _t_linesearch
+import jgd.transforms.lookahead_wrapper as _t_lookahead_wrapper
 import jgd.transforms.masking as _t_masking
 import jgd.transforms.nonfinite as _t_nonfinite
 import jgd.transforms.partitioning as _t_partitioning
@@ -95,6 +96,7 @@ from jgd.transforms.elementwise import *
 from jgd.transforms.grouping import *
 from jgd.transforms.injection import *
 from jgd.transforms.linesearch import *
+from jgd.transforms.lookahead_wrapper import *
 from jgd.transforms.masking import *
 from jgd.transforms.nonfinite import *
 from jgd.transforms.partitioning import *
@@ -185,6 +187,7 @@ __all__ += _t_masking.__all__
 __all__ += _t_partitioning.__all__
 __all__ += _t_grouping.__all__
 __all__ += _t_combine.__all__
+__all__ += _t_lookahead_wrapper.__all__
 __all__ += _t_accumulate.__all__
 __all__ += _t_nonfinite.__all__
 __all__ += _t_injection.__all__

@@ -27,6 +27,7 @@ from jgd.transforms import (
     grouping,
     injection,
     linesearch,
+    lookahead_wrapper,
     masking,
     nonfinite,
     partitioning,
@@ -66,6 +67,7 @@ from jgd.transforms.elementwise import *
 from jgd.transforms.grouping import *
 from jgd.transforms.injection import *
 from jgd.transforms.linesearch import *
+from jgd.transforms.lookahead_wrapper import *
 from jgd.transforms.masking import *
 from jgd.transforms.nonfinite import *
 from jgd.transforms.partitioning import *
@@ -120,6 +122,7 @@ __all__ += masking.__all__
 __all__ += partitioning.__all__
 __all__ += grouping.__all__
 __all__ += combine.__all__
+__all__ += lookahead_wrapper.__all__
 __all__ += accumulate.__all__
 __all__ += nonfinite.__all__
 __all__ += injection.__all__

@@ -18,6 +18,7 @@ from jgd.base import (
     empty_state,
     owner_name,
     register,
+    static_field,
 )
 from jgd.transforms.basic import _count0
 
@@ -154,6 +155,13 @@ class Clip(Transform):
 clip = Clip
 
 
+class ClipByGlobalNormState(NamedTuple):
+    """The global norm of the updates before clipping (``record_norm=True``),
+    what ``torch.nn.utils.clip_grad_norm_`` returns."""
+
+    global_norm: jax.Array
+
+
 @register
 class ClipByGlobalNorm(Transform):
     """Rescale all updates together so their global l2 norm is at most
@@ -165,8 +173,19 @@ class ClipByGlobalNorm(Transform):
         c = max_norm / n         otherwise
         u = c * g
 
+    One NaN or Inf spreads: a NaN anywhere makes n and c NaN, so every leaf
+    of u is NaN; an Inf makes c = 0, so the finite leaves become 0 and the
+    Inf leaf NaN (0 * Inf). An optimizer chained after it then holds NaN in
+    its state for good, and nothing says which leaf it came from. Wrap the
+    chain: ``apply_if_finite(chain(clip_by_global_norm(1.0), adam(1e-3)), 3)``
+    skips such a step before the clip, keeps adam's state clean and names
+    the leaf (``jgd.nonfinite_paths(state)``).
+
     Args:
         max_norm: > 0.
+        record_norm: keep n, the norm before clipping, in the state as
+            ``ClipByGlobalNormState(global_norm=n)`` (static, keyword-only,
+            default False: the state is ``EmptyState()``, as optax's).
 
     References: Pascanu, Mikolov & Bengio, "On the difficulty of training
     recurrent neural networks", 2013, Algorithm 1.
@@ -178,19 +197,33 @@ class ClipByGlobalNorm(Transform):
     One multiply by a scalar lets XLA fuse the clipping into the optimizer
     that follows instead of writing the clipped gradient out: on CPU,
     ``chain(clip_by_global_norm, adamw)`` went from about 3x plain adamw's
-    step time to about 1.2x (``benchmarks/README.md``).
+    step time to about 1.2x (``benchmarks/README.md``). ``record_norm`` is
+    jgd's (optax issue #326 asks for the norm); opt-in, so that by default
+    the state equals optax's.
     """
 
     packable = True  # one global sum: the same on packed buckets
 
     max_norm: Scalar
+    record_norm: bool = static_field(default=False, kw_only=True)
 
     _api = "jgd.clip_by_global_norm"
 
     def check(self):
         check_number(self, "max_norm", self.max_norm, 0, lo_open=True)
+        if not isinstance(self.record_norm, bool):
+            raise TypeError(
+                f"{owner_name(self)}: record_norm must be a bool; got "
+                f"{self.record_norm!r}."
+            )
 
     def init(self, params: Any) -> Any:
+        if self.record_norm:
+            # global_norm's dtype: the widest leaf dtype (default float if none).
+            leaves = jax.tree.leaves(params)
+            dtypes = [jnp.result_type(x) for x in leaves]
+            dt = tree.wider_dtype(*dtypes) if dtypes else tree.default_float()
+            return ClipByGlobalNormState(global_norm=jnp.zeros([], dt))
         return empty_state()
 
     def factor(self, updates, norm: jax.Array | None = None) -> jax.Array:
@@ -203,11 +236,14 @@ class ClipByGlobalNorm(Transform):
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
-        factor = self.factor(updates)
+        n = tree.global_norm(updates)
+        factor = self.factor(updates, n)
 
         def f(g):
             return g * factor.astype(g.dtype)
 
+        if self.record_norm:
+            state = ClipByGlobalNormState(global_norm=n.astype(state.global_norm.dtype))
         return jax.tree.map(f, updates), state
 
 

@@ -241,6 +241,14 @@ class Schedule(Value):
     def __call__(self, count: ArrayLike) -> jax.Array:
         raise NotImplementedError
 
+    def known_values(self) -> dict[str, Any]:
+        """The values that bound this schedule, by argument name: every value
+        it takes lies between the smallest and the largest of them (so a
+        learning rate can check the sign of all its values at construction).
+        Empty when they are not known, as for a schedule built from another
+        callable."""
+        return {}
+
 
 def is_transform(x: Any) -> bool:
     """True for anything with optax's ``init``/``update`` pair."""
@@ -326,19 +334,32 @@ def check_number(
         or jnp.issubdtype(arr.dtype, jnp.integer)
     ):
         raise TypeError(f"{name}: {arg} must be {kind}; got dtype {arr.dtype}.")
+    rng = _describe(lo, hi, lo_open, hi_open)
+    what = rng if rng == "finite" or rng.startswith("in ") else f"finite and {rng}"
+    if _out_of_range(arr, lo, hi, lo_open, hi_open):
+        raise ValueError(f"{name}: {arg} must be {what}; got {value!r}.")
+    # jgd computes in float32 unless x64 is on: a value that is valid only in
+    # float64 (b1 = 1 - 1e-11 rounds to 1.0; 1e39 overflows) would give NaN
+    # or inf at the first step, so it is refused here, where it is known.
+    if arr.dtype.itemsize > 4 or not jnp.issubdtype(arr.dtype, jnp.floating):
+        with np.errstate(over="ignore"):
+            arr32 = arr.astype(np.float32)
+        if _out_of_range(arr32, lo, hi, lo_open, hi_open):
+            shown = arr32.item() if arr32.ndim == 0 else arr32
+            raise ValueError(
+                f"{name}: {arg} must be {what} in float32 too (jgd's float unless "
+                f"x64 is on); got {value!r}, which is {shown} in float32."
+            )
+
+
+def _out_of_range(arr: np.ndarray, lo, hi, lo_open: bool, hi_open: bool) -> bool:
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(arr)
         if lo is not None:
             bad |= (arr <= lo) if lo_open else (arr < lo)
         if hi is not None:
             bad |= (arr >= hi) if hi_open else (arr > hi)
-    if bad.any():
-        rng = _describe(lo, hi, lo_open, hi_open)
-        if rng == "finite" or rng.startswith("in "):
-            what = rng
-        else:
-            what = f"finite and {rng}"
-        raise ValueError(f"{name}: {arg} must be {what}; got {value!r}.")
+    return bool(bad.any())
 
 
 def check_int(owner: Any, arg: str, value: Any, lo: int = 0) -> None:
@@ -353,16 +374,26 @@ def check_int(owner: Any, arg: str, value: Any, lo: int = 0) -> None:
         raise ValueError(f"{name}: {arg} must be an integer >= {lo}; got {value!r}.")
 
 
-def check_dtype(owner: Any, arg: str, value: Any) -> Any:
-    """Return ``value`` as a canonical ``jnp.dtype`` (``None`` stays ``None``)."""
+def check_dtype(owner: Any, arg: str, value: Any, *, inexact: bool = True) -> Any:
+    """Return ``value`` as a canonical ``jnp.dtype`` (``None`` stays ``None``).
+
+    With ``inexact`` (the default) only floating-point and complex dtypes
+    pass: a moment or accumulator kept in ``int32`` would truncate to 0.
+    """
     if value is None:
         return None
     try:
-        return jnp.dtype(value)
+        dtype = jnp.dtype(value)
     except TypeError:
         raise TypeError(
             f"{owner_name(owner)}: {arg} must be a dtype or None; got {value!r}."
         ) from None
+    if inexact and not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(
+            f"{owner_name(owner)}: {arg} must be a floating-point dtype (float32, "
+            f"bfloat16, float16, float64) or None; got {dtype}."
+        )
+    return dtype
 
 
 # --------------------------------------------------------------------------

@@ -41,14 +41,26 @@ from jgd.transforms import (
 __all__ = ["adagrad", "adam", "adamw", "gd", "rmsprop", "sgd"]
 
 
+class _Classic(Optimizer):
+    """Checks the learning rate first: ``None`` (which optax's
+    ``scale_by_learning_rate`` takes as "no scaling") would leave the raw
+    gradient as the step, which ``apply_updates`` adds: uphill."""
+
+    learning_rate: ScalarOrSchedule  # each subclass's first field
+
+    def check(self):
+        check_number(self, "learning_rate", self.learning_rate, 0, schedule=True)
+        Optimizer.check(self)
+
+
 def _check_momentum(opt: "Sgd | Rmsprop") -> None:
     """``momentum`` is ``trace``'s ``decay``: check it under its own name first."""
     check_number(opt, "momentum", opt.momentum, 0, 1, none=True)
-    Optimizer.check(opt)
+    _Classic.check(opt)
 
 
 @register
-class Gd(Optimizer):
+class Gd(_Classic):
     """Plain (full-batch) gradient descent, as the tutorials write it.
 
     Update:
@@ -80,7 +92,7 @@ gd = Gd
 
 
 @register
-class Sgd(Optimizer):
+class Sgd(_Classic):
     """Stochastic gradient descent with optional (Nesterov) momentum.
 
     Update:
@@ -121,7 +133,7 @@ sgd = Sgd
 
 
 @register
-class Rmsprop(Optimizer):
+class Rmsprop(_Classic):
     """RMSprop: divide by a running root-mean-square of the gradients.
 
     Update:
@@ -177,7 +189,7 @@ rmsprop = Rmsprop
 
 
 @register
-class Adagrad(Optimizer):
+class Adagrad(_Classic):
     """AdaGrad: divide by the root of the sum of all squared gradients.
 
     Update:
@@ -211,7 +223,7 @@ adagrad = Adagrad
 
 
 @register
-class Adam(Optimizer):
+class Adam(_Classic):
     """Adam: momentum on the gradient, RMSprop on its square, bias-corrected.
 
     Update (t = step, 1-based):

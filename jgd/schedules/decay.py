@@ -49,6 +49,9 @@ class ConstantSchedule(Schedule):
     def __call__(self, count: ArrayLike) -> jax.Array:
         return self.value
 
+    def known_values(self) -> dict[str, Any]:
+        return {"value": self.value}
+
 
 constant_schedule = ConstantSchedule
 
@@ -63,7 +66,7 @@ class PolynomialSchedule(Schedule):
 
     Args:
         init_value, end_value: finite numbers (leaves).
-        power: the exponent (static).
+        power: the exponent, >= 0 (static).
         transition_steps: integer >= 1 (static).
         transition_begin: integer >= 0 (static), steps held at ``init_value``.
 
@@ -73,8 +76,8 @@ class PolynomialSchedule(Schedule):
         >>> [float(s(t)) for t in range(6)]
         [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
 
-    Matches: optax.polynomial_schedule(...), except that transition_steps <= 0
-    and transition_begin < 0 raise.
+    Matches: optax.polynomial_schedule(...), except that transition_steps <= 0,
+    transition_begin < 0 and power < 0 (inf at the end) raise.
     """
 
     init_value: Any
@@ -88,9 +91,13 @@ class PolynomialSchedule(Schedule):
     def check(self):
         check_number(self, "init_value", self.init_value)
         check_number(self, "end_value", self.end_value)
-        check_number(self, "power", self.power)
+        # 0**power ends the transition: a negative power gives inf there.
+        check_number(self, "power", self.power, 0)
         check_int(self, "transition_steps", self.transition_steps, 1)
         check_int(self, "transition_begin", self.transition_begin, 0)
+
+    def known_values(self) -> dict[str, Any]:
+        return {"init_value": self.init_value, "end_value": self.end_value}
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         k = jnp.clip(count - self.transition_begin, 0, self.transition_steps)
@@ -159,6 +166,13 @@ class ExponentialDecay(Schedule):
         check_int(self, "transition_begin", self.transition_begin, 0)
         check_number(self, "end_value", self.end_value, none=True)
 
+    def known_values(self) -> dict[str, Any]:
+        # decay_rate > 0: every value has init_value's sign, end_value clips.
+        out = {"init_value": self.init_value}
+        if self.end_value is not None:
+            out["end_value"] = self.end_value
+        return out
+
     def __call__(self, count: ArrayLike) -> jax.Array:
         k = count - self.transition_begin
         p = _float(k) / self.transition_steps
@@ -191,13 +205,15 @@ class CosineDecaySchedule(Schedule):
         value(t) = init_value * ((1 - alpha) * c**exponent + alpha)
 
     Args:
-        init_value, alpha, exponent: finite numbers (leaves).
+        init_value, alpha: finite numbers (leaves).
+        exponent: finite, >= 0 (leaf).
         decay_steps: integer >= 1 (static).
 
     References: Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with
     Warm Restarts", 2017, eq. 5.
 
-    Matches: optax.cosine_decay_schedule(init_value, decay_steps, alpha, exponent).
+    Matches: optax.cosine_decay_schedule(init_value, decay_steps, alpha, exponent),
+    except that exponent < 0 (inf at the end) raises.
     """
 
     init_value: Any
@@ -211,7 +227,11 @@ class CosineDecaySchedule(Schedule):
         check_number(self, "init_value", self.init_value)
         check_int(self, "decay_steps", self.decay_steps, 1)
         check_number(self, "alpha", self.alpha)
-        check_number(self, "exponent", self.exponent)
+        # c**exponent at c = 0 (the end): a negative exponent gives inf there.
+        check_number(self, "exponent", self.exponent, 0)
+
+    def known_values(self) -> dict[str, Any]:
+        return {"init_value": self.init_value, "alpha * init_value": _product(self)}
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         steps = float(self.decay_steps)
@@ -221,3 +241,12 @@ class CosineDecaySchedule(Schedule):
 
 
 cosine_decay_schedule = CosineDecaySchedule
+
+
+def _product(s: CosineDecaySchedule) -> Any:
+    """``alpha * init_value``, or None where either is traced."""
+    if isinstance(s.alpha, jax.core.Tracer) or isinstance(
+        s.init_value, jax.core.Tracer
+    ):
+        return None
+    return s.alpha * s.init_value

@@ -91,6 +91,9 @@ class JoinSchedules(Schedule):
                 f"got {list(self.boundaries)}."
             )
 
+    def known_values(self) -> dict[str, Any]:
+        return _joined_values(self.schedules)
+
     def __call__(self, count: ArrayLike) -> jax.Array:
         out = self.schedules[0](count)
         for b, s in zip(self.boundaries, self.schedules[1:]):
@@ -138,6 +141,9 @@ class WarmupConstantSchedule(Schedule):
         check_number(self, "peak_value", self.peak_value)
         check_int(self, "warmup_steps", self.warmup_steps, 1)
 
+    def known_values(self) -> dict[str, Any]:
+        return {"init_value": self.init_value, "peak_value": self.peak_value}
+
     def __call__(self, count: ArrayLike) -> jax.Array:
         return linear_schedule(self.init_value, self.peak_value, self.warmup_steps)(
             count
@@ -158,14 +164,16 @@ class WarmupCosineDecaySchedule(Schedule):
                                 alpha=end_value / peak_value)(t - warmup_steps)
 
     Args:
-        init_value, peak_value, end_value, exponent: finite numbers (leaves).
+        init_value, peak_value, end_value: finite numbers (leaves).
+        exponent: finite, >= 0 (leaf).
         warmup_steps: integer >= 0; decay_steps: integer > warmup_steps (static).
 
     References: Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet
     in 1 Hour", 2017, Sec. 2.2 (gradual warm-up); Loshchilov & Hutter, "SGDR:
     Stochastic Gradient Descent with Warm Restarts", 2017, eq. 5 (the decay).
 
-    Matches: optax.warmup_cosine_decay_schedule(...).
+    Matches: optax.warmup_cosine_decay_schedule(...), except that exponent < 0
+    (inf at the end) raises.
     """
 
     init_value: Any
@@ -178,10 +186,19 @@ class WarmupCosineDecaySchedule(Schedule):
     _api = "jgd.schedules.warmup_cosine_decay_schedule"
 
     def check(self):
-        for arg in ("init_value", "peak_value", "end_value", "exponent"):
+        for arg in ("init_value", "peak_value", "end_value"):
             check_number(self, arg, getattr(self, arg))
+        # c**exponent at c = 0 (the end): a negative exponent gives inf there.
+        check_number(self, "exponent", self.exponent, 0)
         check_int(self, "warmup_steps", self.warmup_steps, 0)
         check_int(self, "decay_steps", self.decay_steps, self.warmup_steps + 1)
+
+    def known_values(self) -> dict[str, Any]:
+        return {
+            "init_value": self.init_value,
+            "peak_value": self.peak_value,
+            "end_value": self.end_value,
+        }
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         peak, end = self.peak_value, self.end_value
@@ -258,6 +275,12 @@ class WarmupExponentialDecaySchedule(Schedule):
         check_int(self, "transition_begin", self.transition_begin, 0)
         check_number(self, "end_value", self.end_value, none=True)
 
+    def known_values(self) -> dict[str, Any]:
+        out = {"init_value": self.init_value, "peak_value": self.peak_value}
+        if self.end_value is not None:
+            out["end_value"] = self.end_value
+        return out
+
     def __call__(self, count: ArrayLike) -> jax.Array:
         decay = ExponentialDecay(
             self.peak_value,
@@ -275,6 +298,19 @@ class WarmupExponentialDecaySchedule(Schedule):
 
 
 warmup_exponential_decay_schedule = WarmupExponentialDecaySchedule
+
+
+def _joined_values(schedules: tuple) -> dict[str, Any]:
+    """The pieces' known values, named ``schedules[i].arg``; empty when one
+    piece is a callable whose values are not known."""
+    out: dict[str, Any] = {}
+    for i, s in enumerate(schedules):
+        values = s.known_values() if isinstance(s, Schedule) else {}
+        if not values:
+            return {}
+        out.update({f"schedules[{i}].{k}": v for k, v in values.items()})
+    return out
+
 
 # warmup_cosine_decay_schedule's arguments: what one SGDR cycle takes.
 _CYCLE_ARGS = ("init_value", "peak_value", "warmup_steps", "decay_steps")
@@ -301,6 +337,9 @@ class SGDRSchedule(Schedule):
                     f"{self._api}: every cycle must be a "
                     f"warmup_cosine_decay_schedule; got {s!r}."
                 )
+
+    def known_values(self) -> dict[str, Any]:
+        return _joined_values(self.schedules)
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         out = self.schedules[0](count)

@@ -78,6 +78,10 @@ class PiecewiseConstantSchedule(Schedule):
         check_number(self, "init_value", self.init_value)
         _check_boundaries(self, self.scales, self.boundaries)
 
+    def known_values(self) -> dict[str, Any]:
+        # Scales are >= 0: every value has init_value's sign (or is 0).
+        return {"init_value": self.init_value}
+
     def __call__(self, count: ArrayLike) -> jax.Array:
         v = self.init_value
         for b, s in zip(self.boundaries, self.scales):
@@ -158,6 +162,10 @@ class PiecewiseInterpolateSchedule(Schedule):
             )
         check_number(self, "init_value", self.init_value)
         _check_boundaries(self, self.scales, self.boundaries)
+
+    def known_values(self) -> dict[str, Any]:
+        # Scales are >= 0: every value has init_value's sign (or is 0).
+        return {"init_value": self.init_value}
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         return _interpolate(
@@ -281,6 +289,10 @@ class LinearOnecycleSchedule(Schedule):
             self._boundaries(),
         )
 
+    def known_values(self) -> dict[str, Any]:
+        # Divided by positive factors: every value has peak_value's sign.
+        return {"peak_value": self.peak_value}
+
     def __call__(self, count: ArrayLike) -> jax.Array:
         div, final_div = self.div_factor, self.final_div_factor
         scales = (div, 1.0 / div, 1.0 / final_div)
@@ -353,6 +365,10 @@ class CosineOnecycleSchedule(Schedule):
             "int(pct_start * transition_steps), transition_steps",
             self._boundaries(),
         )
+
+    def known_values(self) -> dict[str, Any]:
+        # Divided by positive factors: every value has peak_value's sign.
+        return {"peak_value": self.peak_value}
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         div, final_div = self.div_factor, self.final_div_factor

@@ -15,6 +15,7 @@ from jgd import tree
 from jgd.base import (
     Scalar,
     ScalarOrSchedule,
+    Schedule,
     Transform,
     check_dtype,
     check_number,
@@ -100,8 +101,9 @@ class ScaleByLearningRate(Transform):
 
     Args:
         learning_rate: a finite float ``>= 0`` or a schedule (a jgd schedule or
-            any callable of the int32 step count). ``None`` leaves updates
-            unchanged.
+            any callable of the int32 step count; a jgd schedule's known values,
+            such as ``init_value`` and ``end_value``, must be ``>= 0`` too).
+            ``None`` leaves updates unchanged.
         flip_sign: multiply by ``-learning_rate`` (default) or ``+learning_rate``.
 
     State: ``EmptyState()`` for a float, ``ScaleByScheduleState(count)`` for a
@@ -118,9 +120,13 @@ class ScaleByLearningRate(Transform):
     _api = "jgd.scale_by_learning_rate"
 
     def check(self):
-        check_number(
-            self, "learning_rate", self.learning_rate, 0, schedule=True, none=True
-        )
+        lr = self.learning_rate
+        check_number(self, "learning_rate", lr, 0, schedule=True, none=True)
+        # A jgd schedule knows the values it passes through: a negative one
+        # would step uphill from some step on, silently.
+        if isinstance(lr, Schedule):
+            for arg, v in lr.known_values().items():
+                check_number(self, f"learning_rate's {arg}", v, 0, none=True)
 
     def init(self, params: Any) -> Any:
         if callable(self.learning_rate):

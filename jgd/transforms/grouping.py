@@ -72,7 +72,7 @@ def _rule_name(rule: Any) -> str:
         return rule
     if isinstance(rule, re.Pattern):
         return f"re:{rule.pattern}"
-    return getattr(rule, "__qualname__", None) or repr(rule)
+    return getattr(rule, "__name__", None) or repr(rule)
 
 
 def _check_rule(owner: Any, rule: Any) -> None:
@@ -124,7 +124,7 @@ class Groups(Transform):
 
     State: ``PartitionState({name: MaskedState(...)})`` keyed by each rule's
     name: the glob itself, ``"re:<pattern>"``, or a predicate's
-    ``__qualname__`` (``#<index>`` appended to repeats).
+    ``__name__`` (``#<index>`` appended to repeats).
 
     Raises:
         ValueError: paths no rule matches or several rules match, all listed.
@@ -249,7 +249,8 @@ def _predicate(owner: Any, rule: Callable, path: Any, leaf: Any, text: str) -> b
         return bool(hit)
     raise TypeError(
         f"{owner_name(owner)}: a predicate rule must return a Python bool; got "
-        f"{hit!r} ({type(hit).__name__}) from {rule!r} at {text!r}."
+        f"{hit!r} ({type(hit).__name__}) from the rule {_rule_name(rule)} at "
+        f"{text!r}."
     )
 
 

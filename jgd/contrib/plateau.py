@@ -88,9 +88,10 @@ class ReduceOnPlateau(Transform):
         Array([0.5, 0.5], dtype=float32)
 
     Matches: optax.contrib.reduce_on_plateau(factor, patience, rtol, atol,
-    cooldown, accumulation_size, min_scale), except that patience and
-    accumulation_size 0, with which optax never changes the scale, are
-    refused (tests/catalogue/injection.py KNOWN_DIFFERENCES['plateau counts']).
+    cooldown, accumulation_size, min_scale), except that patience 0 (optax
+    then reduces after improvements, never on a plateau) and
+    accumulation_size 0 (optax never evaluates) are refused
+    (tests/catalogue/injection.py KNOWN_DIFFERENCES['plateau counts']).
     """
 
     packable = True  # element-wise: the same numbers on packed buckets

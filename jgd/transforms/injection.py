@@ -264,6 +264,30 @@ class InjectHyperparams(Transform):
         return out
 
 
+@register
+class _PackableInjectHyperparams(InjectHyperparams):
+    """``InjectHyperparams`` over an inner transform that jgd.train may run on
+    packed buckets (element-wise, no weight-decay mask to lay over them)."""
+
+    packable = True
+
+
+_PackableInjectHyperparams.__name__ = "InjectHyperparams"  # its repr
+_PackableInjectHyperparams.__qualname__ = "InjectHyperparams"
+
+
+def _packs(t: Any) -> bool:
+    """Whether ``t`` gives the same numbers on jgd.train's packed buckets and
+    holds nothing the layout must rewrite (a mask over the user's tree)."""
+    if _is_optimizer(t):
+        return _packs(t.recipe())
+    if isinstance(t, Chain):
+        return all(_packs(x) for x in t.transforms)
+    if not isinstance(t, Transform):
+        return False
+    return type(t).packable and getattr(t, "mask", None) is None
+
+
 def _unwrapped(f: Any) -> Any:
     return f.value if isinstance(f, Static) else f
 
@@ -382,7 +406,8 @@ def inject_hyperparams(
                 f"{name}: inner_factory must return a transform with init and "
                 f"update; got {type(built).__name__}."
             )
-        return InjectHyperparams(
+        cls = _PackableInjectHyperparams if _packs(built) else InjectHyperparams
+        return cls(
             Static(inner_factory),
             values,
             tuple(static),

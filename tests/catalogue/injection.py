@@ -85,16 +85,20 @@ BAD_INPUT: list = [
     (
         lambda: jgd.inject_hyperparams(jgd.adam(0.1)),
         TypeError,
-        "jgd.inject_hyperparams: inner_factory must be a function returning a "
-        "transform (jgd.adam, optax.adam, ...); got Adam(learning_rate=0.1, "
-        "b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, mu_dtype=None, "
-        "nesterov=False) (Adam).",
+        (
+            "jgd.inject_hyperparams: inner_factory must be a function returning a "
+            "transform (jgd.adam, optax.adam, ...); got Adam(learning_rate=0.1, "
+            "b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, mu_dtype=None, "
+            "nesterov=False) (Adam)."
+        ),
     ),
     (
         lambda: jgd.inject_hyperparams(jgd.sgd, static_args="mask"),
         ValueError,
-        "jgd.inject_hyperparams: static_args must name arguments of inner_factory "
-        "(learning_rate, momentum, nesterov, accumulator_dtype); got ['mask'].",
+        (
+            "jgd.inject_hyperparams: static_args must name arguments of inner_factory "
+            "(learning_rate, momentum, nesterov, accumulator_dtype); got ['mask']."
+        ),
     ),
     (
         lambda: jgd.inject_hyperparams(jgd.adam, hyperparam_dtype="fast"),
@@ -109,22 +113,28 @@ BAD_INPUT: list = [
     (
         lambda: jgd.inject_hyperparams(lambda learning_rate: learning_rate)(0.1),
         TypeError,
-        "jgd.inject_hyperparams: inner_factory must return a transform with init "
-        "and update; got float.",
+        (
+            "jgd.inject_hyperparams: inner_factory must return a transform with init "
+            "and update; got float."
+        ),
     ),
     (
         lambda: jgd.hyperparams({"learning_rate": 0.1}),
         TypeError,
-        "jgd.hyperparams: opt must be a jgd optimizer or transform (or a "
-        "jgd.train.TrainState); got dict.",
+        (
+            "jgd.hyperparams: opt must be a jgd optimizer or transform (or a "
+            "jgd.train.TrainState); got dict."
+        ),
     ),
     (
         lambda: jgd.current_hyperparams(
             jgd.chain(jgd.sgd(0.1), jgd.clip(1.0)), (jgd.sgd(0.1).init(jnp.zeros(1)),)
         ),
         TypeError,
-        "jgd.current_hyperparams: the state does not match the optimizer at "
-        "'<root>': a chain of 2 needs a tuple of 2 states; got tuple.",
+        (
+            "jgd.current_hyperparams: the state does not match the optimizer at "
+            "'<root>': a chain of 2 needs a tuple of 2 states; got tuple."
+        ),
     ),
     (
         lambda: _plateau(factor=1.0),
@@ -139,14 +149,18 @@ BAD_INPUT: list = [
     (
         lambda: _plateau(patience=2.5),
         TypeError,
-        "jgd.contrib.reduce_on_plateau: patience must be an integer >= 1; got 2.5 "
-        "(float).",
+        (
+            "jgd.contrib.reduce_on_plateau: patience must be an integer >= 1; got 2.5 "
+            "(float)."
+        ),
     ),
     (
         lambda: _plateau(rtol=0.0, atol=0.0),
         ValueError,
-        "jgd.contrib.reduce_on_plateau: rtol and atol must not both be 0 (nothing "
-        "would count as an improvement); got rtol=0.0 and atol=0.0.",
+        (
+            "jgd.contrib.reduce_on_plateau: rtol and atol must not both be 0 (nothing "
+            "would count as an improvement); got rtol=0.0 and atol=0.0."
+        ),
     ),
     (
         lambda: _plateau(rtol=1.5),
@@ -166,8 +180,10 @@ BAD_INPUT: list = [
     (
         lambda: _plateau(accumulation_size=0),
         ValueError,
-        "jgd.contrib.reduce_on_plateau: accumulation_size must be an integer >= 1; "
-        "got 0.",
+        (
+            "jgd.contrib.reduce_on_plateau: accumulation_size must be an integer >= 1; "
+            "got 0."
+        ),
     ),
     (
         lambda: _plateau(min_scale=-0.1),
@@ -177,9 +193,11 @@ BAD_INPUT: list = [
     (
         lambda: _plateau().update(jnp.ones(2), _plateau().init(jnp.ones(2))),
         TypeError,
-        "jgd.contrib.reduce_on_plateau: update needs value= (the loss or metric to "
-        "watch); call update(updates, state, params, value=loss). "
-        "jgd.train.make_step passes the batch loss.",
+        (
+            "jgd.contrib.reduce_on_plateau: update needs value= (the loss or metric to "
+            "watch); call update(updates, state, params, value=loss). "
+            "jgd.train.make_step passes the batch loss."
+        ),
     ),
 ]
 KNOWN_DIFFERENCES: dict = {
@@ -195,10 +213,12 @@ KNOWN_DIFFERENCES: dict = {
     ),
     "plateau counts": (
         "jgd.contrib.reduce_on_plateau refuses patience < 1 and "
-        "accumulation_size < 1, with which optax never changes the scale (its "
-        "count never equals 0): a silent no-op is a bug to report. "
-        "tests/test_errors.py (BAD_INPUT) and "
-        "tests/test_plateau.py::test_optax_never_reduces_with_patience_zero."
+        "accumulation_size < 1. With patience 0 optax reduces the scale after "
+        "each improvement (its plateau count is 0 only there) and never on a "
+        "plateau; with accumulation_size 0 it never evaluates (its count is "
+        "never 0). Silent nonsense is a bug to report. tests/test_errors.py "
+        "(BAD_INPUT) and "
+        "tests/test_plateau.py::test_optax_reduces_on_improvement_with_patience_zero."
     ),
 }
 SCHEDULES: dict = {}

@@ -286,13 +286,9 @@ class MultiSteps(Transform):
                 f"first; got dtype {skip.dtype} and shape {skip.shape}."
             )
         if self._single():
-            acc = updates
-            if self.accumulator_dtype is not None:
-                # optax rounds the gradient through its accumulator: so does jgd.
-                acc = jax.tree.map(
-                    lambda g: g.astype(self._acc_dtype(g)).astype(g.dtype), updates
-                )
-            emit, new_acc = jnp.array(True), ()
+            # optax's mean of one step is computed in the wider dtype and only
+            # stored in accumulator_dtype: the gradient reaches opt as it is.
+            acc, emit, new_acc = updates, jnp.array(True), ()
         else:
             tree.check_same_structure(self, updates, state.acc_grads, "state")
             k = self.every_k_schedule

@@ -93,7 +93,7 @@ CASES: dict = {
         ),
     ),
 }
-SCHEDULED: set[str] = {"lookahead_adam"}
+SCHEDULED: set[str] = set()  # the inner optimizers carry the schedules
 CONFORMANCE: dict = {}
 
 _scale = jgd.scale(1.0)

@@ -456,6 +456,12 @@ _COUNT_OVERRIDES = {
 }
 
 
+def _is_schedule(v: Any) -> bool:
+    """A callable that is not a transform (a ``Static`` has ``init``/``update``
+    of what it wraps, so look inside)."""
+    return callable(v) and not is_transform(_unwrapped(v))
+
+
 def _takes_schedule(field: dataclasses.Field) -> bool:
     t = field.type
     if isinstance(t, str):
@@ -491,7 +497,7 @@ def _items(x: Any, path: tuple, out: list) -> None:
         for f in _data_fields(x):
             v = getattr(x, f.name)
             sub = path if f.name in _TRANSPARENT else path + (f.name,)
-            if callable(v) and not is_transform(v) and _takes_schedule(f):
+            if _is_schedule(v) and _takes_schedule(f):
                 out.append((sub, _unwrapped(v), True))
             elif not isinstance(v, Static):  # masks, optax transforms: opaque
                 _items(v, sub, out)
@@ -566,7 +572,7 @@ def _callables_in(f: Any, depth: int = 3) -> Iterable[Any]:
     else:
         children = list(getattr(f, "__dict__", {}).values())
     for c in children:
-        if callable(c) and not is_transform(c):
+        if _is_schedule(c):
             yield from _callables_in(c, depth - 1)
 
 
@@ -627,7 +633,7 @@ def _collect(x: Any, state: Any, path: tuple, counts: dict, live: dict) -> None:
     fields = getattr(state, "_fields", ())
     for f in _data_fields(x):
         v = getattr(x, f.name)
-        if not (callable(v) and not is_transform(v) and _takes_schedule(f)):
+        if not (_is_schedule(v) and _takes_schedule(f)):
             continue
         wanted = _COUNT_OVERRIDES.get((type(x).__name__, f.name))
         names = [wanted] if wanted else [n for n in _COUNT_FIELDS if n in fields]
@@ -706,8 +712,9 @@ def current_hyperparams(opt: Any, state: Any = None) -> dict[str, Any]:
         else:
             raise TypeError(
                 f"{name}: cannot find the step count of the schedule at '{key}' in "
-                "the state (it is used inside a transform jgd cannot read); "
-                f"evaluate it yourself from that transform's state."
+                "the state: the state is not this optimizer's, or the schedule is "
+                "used inside a transform jgd cannot read (evaluate it from that "
+                "transform's state)."
             )
     out.update(live)
     return out

@@ -137,6 +137,19 @@ BAD_INPUT: list = [
         ),
     ),
     (
+        lambda: jgd.current_hyperparams(
+            jgd.scale_by_learning_rate(js.linear_schedule(1.0, 0.0, 10)),
+            jgd.base.empty_state(),
+        ),
+        TypeError,
+        (
+            "jgd.current_hyperparams: cannot find the step count of the schedule "
+            "at 'learning_rate' in the state: the state is not this optimizer's, "
+            "or the schedule is used inside a transform jgd cannot read (evaluate "
+            "it from that transform's state)."
+        ),
+    ),
+    (
         lambda: _plateau(factor=1.0),
         ValueError,
         "jgd.contrib.reduce_on_plateau: factor must be in (0, 1); got 1.0.",

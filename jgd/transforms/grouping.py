@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ import jax
 import numpy as np
 
 from jgd.base import Transform, owner_name, register, static_field
-from jgd.transforms.masking import MaskedNode, is_placeholder, key_name
+from jgd.transforms.masking import MaskedNode, is_placeholder, is_variable, key_name
 from jgd.transforms.partitioning import (
     as_transform,
     check_partition_state,
@@ -32,14 +31,8 @@ from jgd.transforms.partitioning import (
 __all__ = ["groups"]
 
 
-def _is_variable(x: Any) -> bool:
-    """A flax nnx ``Variable`` (looked up, never imported)."""
-    cls = getattr(sys.modules.get("flax.nnx"), "Variable", None)
-    return isinstance(cls, type) and isinstance(x, cls)
-
-
 def _is_leaf(x: Any) -> bool:
-    return isinstance(x, MaskedNode) or _is_variable(x)
+    return isinstance(x, MaskedNode) or is_variable(x)
 
 
 def path_string(path: Any) -> str:
@@ -183,7 +176,7 @@ class Groups(Transform):
 
     def _matches(self, path: Any, leaf: Any) -> list[int]:
         text = path_string(path)
-        if _is_variable(leaf):
+        if is_variable(leaf):
             inner = jax.tree.leaves(leaf)
             leaf = inner[0] if len(inner) == 1 else leaf
         hits = []

@@ -12,6 +12,7 @@ path when node types differ, as a dict over a flax nnx ``State``).
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -89,10 +90,19 @@ class StaticMask(StaticTree):
             raise TypeError(f"{what} {tree!r}.")
 
 
+def is_function(x: Any) -> bool:
+    """A callable that is not a tree of labels: an equinox module of bools is
+    callable too (its ``__call__``), but it has leaves of its own."""
+    if not callable(x):
+        return False
+    leaves = jax.tree.leaves(x)
+    return len(leaves) == 1 and leaves[0] is x
+
+
 def static_mask(owner: Any, arg: str, mask: Any) -> Any:
     """``mask`` as static configuration: a callable as it is, a tree of bools
     as a ``StaticMask``; anything else is a TypeError naming ``arg``."""
-    if isinstance(mask, StaticMask) or callable(mask):
+    if isinstance(mask, StaticMask) or is_function(mask):
         return mask
     return StaticMask(mask, owner_name(owner), arg)
 
@@ -114,8 +124,19 @@ def key_name(key: Any) -> Any:
     return str(key)
 
 
-def _is_masked_node(x: Any) -> bool:
-    return isinstance(x, MaskedNode)
+def is_variable(x: Any) -> bool:
+    """A flax nnx ``Variable`` (looked up, never imported): a leaf for key
+    paths, so ``State`` trees with and without them (nnx.Optimizer's init and
+    update) give the same paths."""
+    cls = getattr(sys.modules.get("flax.nnx"), "Variable", None)
+    return isinstance(cls, type) and isinstance(x, cls)
+
+
+def _unwrap_variable(x: Any) -> Any:
+    if is_variable(x):
+        inner = jax.tree.leaves(x)
+        return inner[0] if len(inner) == 1 else x
+    return x
 
 
 def prefix_of(name: str, arg: str, prefix: Any, tree: Any, tree_arg: str) -> Any:
@@ -135,11 +156,11 @@ def prefix_of(name: str, arg: str, prefix: Any, tree: Any, tree_arg: str) -> Any
     except (TypeError, ValueError):
         pass
     norm = lambda path: tuple(key_name(k) for k in path)
-    labels = jax.tree_util.tree_flatten_with_path(prefix)[0]
-    by_path = {norm(path): (path, value) for path, value in labels}
+    labels = jax.tree_util.tree_flatten_with_path(prefix, is_leaf=is_variable)[0]
+    by_path = {norm(path): (path, _unwrap_variable(v)) for path, v in labels}
     # MaskedNode is a leaf here: a label over a masked-out subtree is used.
     leaves, treedef = jax.tree_util.tree_flatten_with_path(
-        tree, is_leaf=_is_masked_node
+        tree, is_leaf=lambda x: isinstance(x, MaskedNode) or is_variable(x)
     )
     values, used = [], set()
     for path, _ in leaves:
@@ -162,18 +183,20 @@ def prefix_of(name: str, arg: str, prefix: Any, tree: Any, tree_arg: str) -> Any
 
 
 def _nearest(key: tuple, keys: list[tuple]) -> int | None:
-    """The index of the first of ``keys`` sharing the longest start with
-    ``key`` (None when ``keys`` is empty)."""
+    """The index of the one of ``keys`` sharing the longest start with
+    ``key``, then the most alike next key (a typo's fix), then the first;
+    None when ``keys`` is empty."""
 
-    def common(other):
-        n = 0
-        for a, b in zip(key, other):
-            if a != b:
-                break
+    def score(i):
+        other, n = keys[i], 0
+        while n < min(len(key), len(other)) and key[n] == other[n]:
             n += 1
-        return n
+        alike = 0.0
+        if n < min(len(key), len(other)):
+            alike = difflib.SequenceMatcher(None, str(key[n]), str(other[n])).ratio()
+        return (n, alike, -i)
 
-    return max(range(len(keys)), key=lambda i: (common(keys[i]), -i), default=None)
+    return max(range(len(keys)), key=score, default=None)
 
 
 def _mismatch(name: str, arg: str, tree_arg: str, at_tree: Any, at_arg: Any) -> None:
@@ -188,7 +211,7 @@ def _mismatch(name: str, arg: str, tree_arg: str, at_tree: Any, at_arg: Any) -> 
 def mask_tree(owner: Any, arg: str, mask: Any, tree: Any, tree_arg: str) -> Any:
     """The tree ``mask`` (a ``StaticTree`` or a callable) gives for ``tree``,
     laid over it by ``prefix_of``; ``arg`` names ``mask`` in errors."""
-    value = mask(tree) if callable(mask) else mask.tree
+    value = mask.tree if isinstance(mask, StaticTree) else mask(tree)
     return prefix_of(owner_name(owner), arg, value, tree, tree_arg)
 
 

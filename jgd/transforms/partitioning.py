@@ -22,6 +22,7 @@ from jgd.transforms.elementwise import SetToZero
 from jgd.transforms.masking import (
     MaskedState,
     StaticTree,
+    is_function,
     is_placeholder,
     mask_tree,
     masked_init,
@@ -210,7 +211,7 @@ class Partition(Transform):
             ) from None
         object.__setattr__(self, "transforms", transforms)
         labels = self.param_labels
-        if not (callable(labels) or isinstance(labels, StaticTree)):
+        if not (is_function(labels) or isinstance(labels, StaticTree)):
             labels = StaticLabels(labels, name, "param_labels")
             _check_labels(self, labels.tree, transforms)
         object.__setattr__(self, "param_labels", labels)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -22,14 +23,23 @@ from tests.catalogue.combine import every_third_skipped, from_step_two
 from tests.helpers import (
     TOL,
     assert_trees_close,
-    gradient_stream,
-    random_tree,
     standard_promotion,
 )
 
 # A small nested tree (dict, list; vector, matrix, scalar, zero-size): fewer
 # leaves compile faster than tests.helpers.TREE_SHAPES.
 SMALL = {"a": (3,), "b": [(2, 2), ()], "c": (0,)}
+
+
+def _random(shapes, seed, dtype=jnp.float32):
+    """A tree shaped like ``shapes`` from NumPy: no eager jax.random kernels
+    to compile for these shapes (tests.helpers.random_tree's would)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda s: jnp.asarray(rng.normal(size=s), dtype),
+        shapes,
+        is_leaf=lambda s: isinstance(s, tuple) and all(isinstance(d, int) for d in s),
+    )
 
 
 def odd_steps(step):
@@ -245,6 +255,15 @@ def test_lookahead_by_hand_with_reset():
     assert float(state.fast_state[0].trace[0]) == 2.0  # not 0.5 * 4 + 2
 
 
+def test_lookahead_keeps_bf16():
+    p = {"a": jnp.ones(3, jnp.bfloat16), "b": jnp.ones(2, jnp.float32)}
+    opt = jgd.lookahead(jgd.sgd(0.1, momentum=0.9), 1, 0.5, reset_state=True)
+    u, s = opt.update(p, opt.init(p), p)
+    assert (u["a"].dtype, s.slow["a"].dtype) == (jnp.bfloat16, jnp.bfloat16)
+    assert s.fast_state[0].trace["a"].dtype == jnp.bfloat16
+    assert (u["b"].dtype, s.slow["b"].dtype) == (jnp.float32, jnp.float32)
+
+
 def _lookahead_loop(opt, params, grads, pairs, promotion):
     @jax.jit
     def step(g, s, p):
@@ -269,8 +288,8 @@ def test_lookahead_params_match_optax(dtype, request):
     if dtype == "float64":
         request.getfixturevalue("x64")
     dtype = jnp.dtype(dtype)
-    params = random_tree(jax.random.key(1), dtype, SMALL)
-    grads = gradient_stream(jax.random.key(2), params, 12)
+    params = _random(SMALL, 1, dtype)
+    grads = [_random(SMALL, 2 + t, dtype) for t in range(12)]
     ours = jgd.lookahead(jgd.adam(0.05), 3, 0.4, reset_state=True)
     theirs = optax.lookahead(optax.adam(0.05), 3, 0.4, reset_state=True)
     a, sa = _lookahead_loop(
@@ -389,8 +408,8 @@ def test_jgd_pieces_inside_optax_wrappers():
             ("cm", optax.conditionally_mask(lib.trace(0.5), from_step_two)),
         )
 
-    params = random_tree(jax.random.key(3), shapes=SMALL)
-    grads = gradient_stream(jax.random.key(4), params, 5)
+    params = _random(SMALL, 3)
+    grads = [_random(SMALL, 4 + t) for t in range(5)]
     runs = []
     for lib in (jgd, optax):
         opt = build(lib)
@@ -427,3 +446,32 @@ def test_optax_docstring_examples_run_with_jgd_as_optax():
     updates, state = opt.update(grads, state, params)
     params = optax_.apply_updates(params, updates)
     assert loss_fn(params.slow) == 2.0
+
+
+def _signature(fn):
+    return [
+        (p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "named_chain",
+        "flatten",
+        "conditionally_transform",
+        "conditionally_mask",
+        "with_extra_args_support",
+        "lookahead",
+    ],
+)
+def test_signature_matches_optax(name):
+    assert _signature(getattr(jgd, name)) == _signature(getattr(optax, name))
+
+
+def test_state_fields_match_optax():
+    for name in ("ConditionallyTransformState", "ConditionallyMaskState"):
+        assert getattr(jgd, name)._fields == getattr(optax, name)._fields
+    assert jgd.LookaheadParams._fields == optax.LookaheadParams._fields
+    # jgd's addition: the slow params, when init is given plain params
+    assert jgd.LookaheadState._fields == (*optax.LookaheadState._fields, "slow")

@@ -20,7 +20,7 @@ import pytest
 import jgd
 from jgd.transforms import masking
 from tests.catalogue.per_leaf import PREFIX_MASK, cross_check
-from tests.helpers import decay_mask, random_tree
+from tests.helpers import assert_trees_close, decay_mask, random_tree
 
 LR = 0.05
 TREE_MASK = jax.tree.map(lambda p: p.ndim == 1, random_tree(jax.random.key(0)))
@@ -217,3 +217,48 @@ def test_lars_and_lamb_states_are_optax_structures():
         assert [x.shape for x in jax.tree.leaves(s1)] == [
             x.shape for x in jax.tree.leaves(s2)
         ]
+
+
+def test_dict_mask_over_nnx_state_and_equinox_module():
+    """A dict prefix over an nnx State (or an equinox module) is laid by key
+    path, where optax raises jax's structure error; it gives the numbers of
+    the structural mask, which optax takes."""
+    eqx = pytest.importorskip("equinox")
+    nnx = pytest.importorskip("flax.nnx")
+    model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+    params = nnx.state(model, nnx.Param)
+    structural = jax.tree.map(lambda x: x.ndim == 2, params)
+    want = optax.masked(optax.scale(-1.0), structural)
+    want = want.update(params, want.init(params))[0]
+    tx = masking.masked(jgd.scale(-1.0), {"kernel": True, "bias": False})
+    got = tx.update(params, tx.init(params))[0]
+    assert_trees_close(jax.tree.leaves(got), jax.tree.leaves(want), rtol=0)
+    with pytest.raises(ValueError):
+        optax.masked(optax.scale(-1.0), {"kernel": True, "bias": False}).init(params)
+
+    class Layer(eqx.Module):
+        weight: jax.Array
+        bias: jax.Array
+
+    layer = Layer(jnp.ones((2, 2)), jnp.ones(2))
+    tx = masking.masked(jgd.scale(-1.0), {"weight": True, "bias": False})
+    got = tx.update(layer, tx.init(layer))[0]
+    np.testing.assert_array_equal(got.weight, -np.ones((2, 2)))
+    np.testing.assert_array_equal(got.bias, np.ones(2))
+    # A module of bools is a mask, though equinox makes it callable.
+    mask = Layer(True, False)
+    assert masking.masked(jgd.scale(-1.0), mask).update(layer, tx.init(layer))[
+        0
+    ].bias.tolist() == [1.0, 1.0]
+
+
+def test_a_mismatched_mask_names_both_sides():
+    params = {"layer": {"w": jnp.ones(2), "b": jnp.ones(2)}}
+    tx = masking.masked(jgd.scale(2.0), {"layer": {"w": True, "bais": False}})
+    with pytest.raises(TypeError) as info:
+        tx.init(params)
+    assert str(info.value) == (
+        "jgd.masked: mask must be a tree shaped like the params or a prefix of "
+        "them; first difference: params has ['layer']['b'], mask has "
+        "['layer']['bais']."
+    )

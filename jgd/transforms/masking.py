@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import jax
 import numpy as np
@@ -199,7 +199,9 @@ def _nearest(key: tuple, keys: list[tuple]) -> int | None:
     return max(range(len(keys)), key=score, default=None)
 
 
-def _mismatch(name: str, arg: str, tree_arg: str, at_tree: Any, at_arg: Any) -> None:
+def _mismatch(
+    name: str, arg: str, tree_arg: str, at_tree: Any, at_arg: Any
+) -> NoReturn:
     show = lambda p: "<nothing>" if p is None else (p or "<root>")
     raise TypeError(
         f"{name}: {arg} must be a tree shaped like the {tree_arg} or a prefix of "

@@ -116,16 +116,15 @@ def test_current_hyperparams_reads_each_schedule_at_its_count():
     )
 
 
-@pytest.mark.parametrize("flat", [None, False])
-def test_current_hyperparams_on_a_train_state(flat):
-    """From a TrainState (buckets or leaf by leaf), eagerly and under jit;
-    the injected learning rate set in the stored state takes effect with no
-    new compile of the step."""
+def test_current_hyperparams_on_a_train_state():
+    """From a TrainState whose state is packed in buckets, eagerly and under
+    jit; the injected learning rate set in the stored state takes effect
+    with no new compile of the step."""
     params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
     loss = lambda p, x: jnp.sum((p["w"] @ x + p["b"]) ** 2)
     opt = jgd.chain(jgd.adam(LR), jgd.inject_hyperparams(jgd.sgd)(learning_rate=1.0))
-    state = T.init(params, opt, flat=flat)
-    assert isinstance(state.layout, T.Layout if flat is None else T.PerLeaf)
+    state = T.init(params, opt)
+    assert isinstance(state.layout, T.Layout)  # both pieces are element-wise
     step = T.make_step(loss)
     for _ in range(2):
         state, _ = step(state, jnp.ones(2))

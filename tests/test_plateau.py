@@ -93,7 +93,11 @@ def _run(opt, params, values, promotion):
     return out, state
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    # float64 behind -m slow, as the catalogue's (tests/test_vs_optax.py)
+    "dtype",
+    ["float32", pytest.param("float64", marks=pytest.mark.slow)],
+)
 def test_matches_optax_step_by_step(dtype, request):
     """Chained after SGD, on a small nested tree, 40 values; f32 rtol 1e-6,
     f64 rtol 1e-12; states field by field and dtypes at the end."""
@@ -172,10 +176,10 @@ def _loss(p, x):
     return jnp.mean((x @ p["w"] + p["b"][None, :]) ** 2)
 
 
-@pytest.mark.parametrize("flat", [None, False])
-def test_make_step_passes_the_loss(flat):
-    """make_step (packed and leaf by leaf) equals a hand loop that passes
-    value=loss; the scale falls, and current_hyperparams reads it."""
+def test_make_step_passes_the_loss():
+    """make_step (leaf by leaf; packed in tests/test_catalogue_train.py)
+    equals a hand loop that passes value=loss; the scale falls, and
+    current_hyperparams reads it from the TrainState."""
     rng = np.random.default_rng(0)
     params = {
         "w": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32),
@@ -185,7 +189,7 @@ def test_make_step_passes_the_loss(flat):
     opt = jgd.chain(
         jgd.sgd(0.05), jc.reduce_on_plateau(factor=0.5, patience=1, rtol=0.5)
     )
-    state = T.init(params, opt, flat=flat)
+    state = T.init(params, opt, flat=False)
     step = T.make_step(_loss)
     for _ in range(5):
         state, _ = step(state, x)

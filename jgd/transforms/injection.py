@@ -213,10 +213,10 @@ class InjectHyperparams(Transform):
             k: jnp.asarray(_convert_floats(v, dtype))
             for k, v in self._numbers().items()
         }
-        states = {k: _schedule_init(f) for k, f in self._schedules().items()}
+        states = {k: _stateful(f).init() for k, f in self._schedules().items()}
         values.update(
             {
-                k: _convert_floats(_schedule_value(f, states[k]), dtype)
+                k: _convert_floats(_stateful(f)(states[k]), dtype)
                 for k, f in self._schedules().items()
             }
         )
@@ -236,13 +236,13 @@ class InjectHyperparams(Transform):
         values.update(
             {
                 k: _convert_floats(
-                    _schedule_value(f, state.hyperparams_states[k], extra_args), dtype
+                    _stateful(f)(state.hyperparams_states[k], **extra_args), dtype
                 )
                 for k, f in scheduled.items()
             }
         )
         states = {
-            k: _schedule_update(f, state.hyperparams_states[k], extra_args)
+            k: _stateful(f).update(state.hyperparams_states[k], **extra_args)
             for k, f in scheduled.items()
         }
         updates, inner_state = self._inner(values).update(
@@ -260,7 +260,7 @@ class InjectHyperparams(Transform):
         schedules at their states (``current_hyperparams`` reads this)."""
         out = {k: state.hyperparams[k] for k in self._numbers()}
         for k, f in self._schedules().items():
-            out[k] = _schedule_value(f, state.hyperparams_states[k])
+            out[k] = _stateful(f)(state.hyperparams_states[k])
         return out
 
 
@@ -292,23 +292,10 @@ def _unwrapped(f: Any) -> Any:
     return f.value if isinstance(f, Static) else f
 
 
-def _schedule_init(f: Any) -> Any:
+def _stateful(f: Any) -> Any:
+    """``f`` as a stateful schedule (optax's protocol), as optax wraps it."""
     f = _unwrapped(f)
-    return (
-        f.init() if _is_stateful(f) else WrappedScheduleState(jnp.zeros([], jnp.int32))
-    )
-
-
-def _schedule_value(f: Any, state: Any, extra_args: dict | None = None) -> Any:
-    f = _unwrapped(f)
-    return f(state, **(extra_args or {})) if _is_stateful(f) else f(state.count)
-
-
-def _schedule_update(f: Any, state: Any, extra_args: dict) -> Any:
-    f = _unwrapped(f)
-    if _is_stateful(f):
-        return f.update(state, **extra_args)
-    return WrappedScheduleState(count=tree.safe_increment(state.count))
+    return f if _is_stateful(f) else WrappedSchedule(f)
 
 
 def inject_hyperparams(
@@ -325,7 +312,9 @@ def inject_hyperparams(
     ``state.hyperparams["learning_rate"] = jnp.float32(1e-4)`` between steps
     (an array of the same dtype: a Python float has another type, which
     compiles the step once more). Any numeric argument may instead be a
-    schedule of the step count (or an optax stateful schedule).
+    schedule of the step count (or an optax stateful schedule). In a
+    ``jgd.train.TrainState``: ``state.replace(stored_opt_state=jgd.tree.set(
+    state.stored_opt_state, learning_rate=jnp.float32(1e-4)))``.
 
     Update (count from 0):
         h = state.hyperparams, each schedule k replaced by schedule_k(count)
@@ -383,7 +372,8 @@ def inject_hyperparams(
     def wrapped(*args: Any, **kwargs: Any) -> InjectHyperparams:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        values, static = {}, []
+        values: dict[str, Any] = {}
+        static: list[tuple[str, Static]] = []
         for k, v in bound.arguments.items():
             if k in statics or isinstance(v, bool):
                 static.append((k, Static(v)))
@@ -397,7 +387,7 @@ def inject_hyperparams(
                 static.append((k, Static(v)))
         # Build once now, so bad arguments fail here with the inner's message.
         probe = {
-            k: _schedule_value(f, _schedule_init(f)) if callable(f) else f
+            k: _stateful(f)(_stateful(f).init()) if callable(f) else f
             for k, f in values.items()
         }
         built = inner_factory(**{k: s.value for k, s in static}, **probe)

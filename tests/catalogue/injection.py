@@ -67,10 +67,7 @@ CASES: dict = {
         ),
     ),
 }
-SCHEDULED: set[str] = {
-    "inject_hyperparams_adam",
-    "inject_hyperparams_optax_sgd_in_chain",
-}
+SCHEDULED: set[str] = {"inject_hyperparams_adam"}
 CONFORMANCE: dict = {}
 THROUGH_TRAIN: dict = {
     "inject_hyperparams_adam": lambda: jgd.inject_hyperparams(jgd.adam)(

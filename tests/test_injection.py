@@ -233,3 +233,24 @@ def test_stateful_schedules_and_the_old_name():
         rates.append(-float(u[0]))
     assert rates == [1.0, 0.5, 0.5]
     assert float(jgd.current_hyperparams(opt, state)["learning_rate"]) == 0.25
+
+
+def test_names_arguments_and_state_fields_are_optaxs():
+    import inspect
+
+    def params(fn):
+        return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    assert params(jgd.inject_hyperparams) == params(optax.inject_hyperparams)
+    assert params(jgd.inject_stateful_hyperparams) == params(
+        optax.inject_stateful_hyperparams
+    )
+    assert params(jc.reduce_on_plateau) == params(optax.contrib.reduce_on_plateau)
+    assert params(jgd.inject_hyperparams(jgd.adam)) == params(jgd.adam)
+    for ours, theirs in [
+        (jgd.InjectHyperparamsState, optax.InjectHyperparamsState),
+        (jgd.InjectStatefulHyperparamsState, optax.InjectStatefulHyperparamsState),
+        (jgd.WrappedScheduleState, optax.schedules._inject.WrappedScheduleState),
+        (jc.ReduceLROnPlateauState, optax.contrib.ReduceLROnPlateauState),
+    ]:
+        assert (ours.__name__, ours._fields) == (theirs.__name__, theirs._fields)

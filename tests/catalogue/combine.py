@@ -80,10 +80,6 @@ CASES: dict = {
             optax.sgd(lr(s, False), momentum=0.9), every_third_skipped
         ),
     ),
-    "lookahead_adam": (
-        lambda s: jgd.lookahead(jgd.adam(lr(s, True)), 3, 0.5),
-        lambda s: _optax_lookahead_plain(optax.adam(lr(s, False)), 3, 0.5),
-    ),
     "lookahead_reset_mixed": (
         lambda s: jgd.lookahead(
             optax.sgd(lr(s, False), momentum=0.9), 4, 0.3, reset_state=True
@@ -227,9 +223,6 @@ THROUGH_TRAIN: dict = {
     ),
     # plain params: the slow ones in the state (3 steps cross one sync)
     "lookahead": lambda: jgd.lookahead(jgd.adam(0.05), 2, 0.5, reset_state=True),
-    "lookahead_in_chain": lambda: jgd.chain(
-        jgd.clip_by_global_norm(1.0), jgd.lookahead(jgd.sgd(0.1, momentum=0.9), 2, 0.7)
-    ),
 }
 
 KNOWN_DIFFERENCES: dict[str, str] = {

@@ -59,13 +59,6 @@ def _moment(g: jax.Array, m: jax.Array, decay: Any) -> jax.Array:
     return a + b
 
 
-def _abs_sq(g: jax.Array) -> jax.Array:
-    """``|g|**2``: ``g * g`` for real ``g``, ``(conj(g) * g).real`` for complex."""
-    if jnp.iscomplexobj(g):
-        return (jnp.conj(g) * g).real
-    return jnp.square(g)
-
-
 def _fourth_root(count: jax.Array) -> jax.Array:
     """ADOPT's default clipping bound, ``count**0.25``."""
     return count**0.25
@@ -176,7 +169,9 @@ class ScaleByAdopt(Transform):
             return x
 
         x = jax.tree.map(normalised, updates, state.nu)
-        nu = jax.tree.map(lambda g, v: _moment(_abs_sq(g), v, b2), updates, state.nu)
+        nu = jax.tree.map(
+            lambda g, v: _moment(tree.abs_sq(g), v, b2), updates, state.nu
+        )
         mu = jax.tree.map(lambda x, m: _moment(x, m, b1), x, state.mu)
         if self.nesterov:
             step = jax.tree.map(lambda x, m: _moment(x, m, b1), x, mu)
@@ -349,7 +344,7 @@ class ScaleByAdemamix(Transform):
         m1 = jax.tree.map(lambda g, m: _moment(g, m, self.b1), updates, state.m1)
         m2 = jax.tree.map(lambda g, m: _moment(g, m, b3), updates, state.m2)
         nu = jax.tree.map(
-            lambda g, v: _moment(_abs_sq(g), v, self.b2), updates, state.nu
+            lambda g, v: _moment(tree.abs_sq(g), v, self.b2), updates, state.nu
         )
         count = tree.safe_increment(state.count)
         count_m2 = tree.safe_increment(state.count_m2)
@@ -528,7 +523,7 @@ class ScaleBySimplifiedAdemamix(Transform):
 
         def second(g, n):
             # optax's lerp: gg + b2 * (n - gg), the order of its rounding.
-            gg, n = tree.promote(_abs_sq(g), n)
+            gg, n = tree.promote(tree.abs_sq(g), n)
             return gg + tree.coef(self.b2, n.dtype) * (n - gg)
 
         m = jax.tree.map(momentum, updates, state.m)

@@ -64,17 +64,14 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-def _abs_sq(x: jax.Array) -> jax.Array:
-    """``|x|**2`` element-wise, real for complex ``x`` (optax's ``abs_sq``)."""
-    if jnp.iscomplexobj(x):
-        return (jnp.conj(x) * x).real
-    return x * x
+# clipping.py imports this name; it should call tree.abs_sq.
+_abs_sq = tree.abs_sq
 
 
 def _sq_norm(updates: Any) -> jax.Array:
     """``sum_i sum(|x_i|**2)`` over the leaves in order, accumulated in the
     widest dtype present (optax's ``tree.norm(squared=True)``)."""
-    sums = [jnp.sum(_abs_sq(x)) for x in jax.tree.leaves(updates)]
+    sums = [jnp.sum(tree.abs_sq(x)) for x in jax.tree.leaves(updates)]
     if not sums:
         return jnp.zeros([], tree.default_float())
     dt = tree.wider_dtype(*[s.dtype for s in sums])

@@ -54,13 +54,6 @@ def _count0() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
-def _abs_sq(x: jax.Array) -> jax.Array:
-    """``|x|**2``, real for complex ``x`` (optax's ``numerics.abs_sq``)."""
-    if jnp.iscomplexobj(x):
-        return (jnp.conj(x) * x).real
-    return jnp.square(x)
-
-
 def _need_params(owner: Any, params: Any, why: str) -> None:
     if params is None:
         raise ValueError(
@@ -81,10 +74,10 @@ def _safe_norm(x: jax.Array, min_norm: Any) -> jax.Array:
 def _safe_rms(x: jax.Array, min_rms: Any) -> jax.Array:
     """``max(sqrt(mean(|x|**2)), min_rms)``, with gradient 0 rather than NaN
     at ``x = 0`` (optax's ``numerics.safe_root_mean_squares``)."""
-    rms = jnp.sqrt(jnp.mean(_abs_sq(x)))
+    rms = jnp.sqrt(jnp.mean(tree.abs_sq(x)))
     lo = tree.coef(min_rms, rms.dtype)
     x = jnp.where(rms <= lo, jnp.ones_like(x), x)
-    return jnp.where(rms <= lo, lo, jnp.sqrt(jnp.mean(_abs_sq(x))))
+    return jnp.where(rms <= lo, lo, jnp.sqrt(jnp.mean(tree.abs_sq(x))))
 
 
 def _unzip(like: Any, out: Any, n: int) -> tuple[Any, ...]:
@@ -401,7 +394,7 @@ class ScaleByFactoredRms(Transform):
 
         def f(g, v_row, v_col, v, p):
             dt = p.dtype
-            g2 = _abs_sq(g)
+            g2 = tree.abs_sq(g)
             g2 = g2 + tree.coef(eps, g2.dtype)
             dims = self._dims(p.shape)
             if dims is None:
@@ -452,7 +445,7 @@ class _ClipByBlockRms(Transform):
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         def f(g):
-            rms = jnp.sqrt(jnp.mean(_abs_sq(g)))
+            rms = jnp.sqrt(jnp.mean(tree.abs_sq(g)))
             denom = jnp.maximum(1.0, rms / tree.coef(self.threshold, rms.dtype))
             g, denom = tree.promote(g, denom)
             return g / denom

@@ -7,7 +7,8 @@ optax 0.2.8's ``optax.tree``, same arguments and values, by theme: ``algebra``
 (``cast``, ``cast_like``, ``dtype``), ``keys`` (``random_like``,
 ``split_key_like``) and ``state`` (``get``, ``set``, ``get_all_with_path``,
 ``map_params``). ``core`` holds the helpers: ``check_same_structure``,
-``safe_increment``, ``promote``, ``coef``, ``correction``, ``global_norm``...
+``safe_increment``, ``promote``, ``coef``, ``correction``, ``abs_sq``,
+``global_norm``...
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from jgd.tree.algebra import (
 )
 from jgd.tree.casting import cast, cast_like, dtype
 from jgd.tree.core import (
+    abs_sq,
     check_same_structure,
     coef,
     correction,
@@ -58,6 +60,7 @@ from jgd.tree.state import NamedTupleKey, get, get_all_with_path, map_params, se
 
 __all__ = [
     "NamedTupleKey",
+    "abs_sq",
     "add",
     "add_scale",
     "allclose",

@@ -259,7 +259,9 @@ def size(tree: Any) -> int:
     return builtins.sum(jnp.size(x) for x in jax.tree.leaves(tree))
 
 
-def _abs_sq(x: Any) -> Any:
+def _square(x: Any) -> Any:
+    # optax.tree.norm's |x|**2, not tree.abs_sq's (conj(x) * x).real: eager,
+    # the two round complex leaves differently.
     return jnp.square(x.real) + jnp.square(x.imag)
 
 
@@ -285,7 +287,7 @@ def norm(tree: Any, ord: Any = None, squared: bool = False) -> jax.Array:
     sum runs in each leaf's own dtype and adds up in optax's order.
     """
     if ord is None or ord == 2:
-        sqnorm = sum(jax.tree.map(_abs_sq, tree))
+        sqnorm = sum(jax.tree.map(_square, tree))
         return jnp.array(sqnorm if squared else jnp.sqrt(sqnorm))
     if ord == 1:
         n = sum(jax.tree.map(jnp.abs, tree))
@@ -296,7 +298,7 @@ def norm(tree: Any, ord: Any = None, squared: bool = False) -> jax.Array:
             "jgd.tree.norm: ord must be None, 1, 2, inf, 'inf' or 'infinity'; "
             f"got {ord!r}."
         )
-    return jnp.array(_abs_sq(n) if squared else n)
+    return jnp.array(_square(n) if squared else n)
 
 
 def allclose(

@@ -3,8 +3,8 @@ check naming the first differing path), ``none_under_none`` (lines a tree up
 with another's ``None`` leaves), ``safe_increment`` (the saturating int32 step
 counter), ``wider_dtype`` and ``promote`` (explicit dtype promotion, so the math
 passes under strict promotion), ``coef`` (a scalar hyperparameter as a leaf's
-dtype), ``default_float``, ``correction`` (Adam's ``1 - decay**t``) and
-``global_norm``.
+dtype), ``default_float``, ``correction`` (Adam's ``1 - decay**t``),
+``abs_sq`` (``|x|**2``, real for complex) and ``global_norm``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jgd.base import _check_same_tree, none_under_none, owner_name
 
 __all__ = [
+    "abs_sq",
     "check_same_structure",
     "coef",
     "correction",
@@ -78,6 +79,15 @@ def correction(decay: Any, count: jax.Array) -> jax.Array:
     # A float exponent, as optax's decay**count promotes to (and differentiable
     # in decay under strict promotion, which an int32 exponent is not).
     return 1 - jax.lax.pow(jnp.asarray(decay, fdt), count.astype(fdt))
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|**2`` element-wise: ``x * x`` for real ``x``, ``(conj(x) * x).real``
+    for complex (so complex second moments are real), optax's
+    ``numerics.abs_sq`` bit for bit."""
+    if jnp.iscomplexobj(x):
+        return (jnp.conj(x) * x).real
+    return jnp.square(x)
 
 
 def global_norm(tree: Any) -> jax.Array:

@@ -588,3 +588,35 @@ def test_shared_helpers_stay():
     ]:
         assert callable(getattr(tree, name))
     assert jgd.global_norm is tree.global_norm
+
+
+def _complex_tree(dtype):
+    x = jnp.linspace(-2.0, 3.0, 12, dtype=dtype) ** 3 / 7
+    z = jax.lax.complex(x, x[::-1])
+    return {"v": z[:5], "m": [z[5:].reshape(1, 7)], "s": z[0]}
+
+
+def test_global_norm_of_complex_leaves_is_real_and_matches_optax(dtype):
+    """|x|**2 per complex element, not x**2 (which is complex and can cancel)."""
+    z = _complex_tree(dtype)
+    with standard_promotion():
+        theirs = optax.tree.norm(z)
+        theirs_jit = jax.jit(optax.tree.norm)(z)
+    _assert_same(tree.global_norm(z), theirs, "eager ")
+    _assert_same(jax.jit(tree.global_norm)(z), theirs_jit, "jit ")
+    # A real and a complex leaf together: the norm is real, in the wider dtype.
+    mixed = {"r": jnp.array([3.0], dtype), "z": jnp.array([1 + 2j, 2 - 4j])}
+    n = tree.global_norm(mixed)
+    assert n.dtype == dtype
+    np.testing.assert_allclose(np.asarray(n), 5.0 * np.sqrt(34.0 / 25.0), rtol=1e-6)
+
+
+def test_abs_sq_is_optax_numerics_abs_sq():
+    from optax._src import numerics
+
+    for x in [_complex_tree(jnp.float32)["v"], jnp.arange(-3.0, 3.0)]:
+        with standard_promotion():
+            theirs, theirs_jit = numerics.abs_sq(x), jax.jit(numerics.abs_sq)(x)
+        _assert_same(tree.abs_sq(x), theirs, "eager ")
+        _assert_same(jax.jit(tree.abs_sq)(x), theirs_jit, "jit ")
+        assert not jnp.iscomplexobj(tree.abs_sq(x))

@@ -1,7 +1,10 @@
 """Per-element adaptive scaling: ``scale_by_rms`` (RMSprop),
 ``scale_by_stddev`` (centered RMSprop), ``scale_by_rss`` (AdaGrad) and
 ``scale_by_adam``, with their states. For complex updates the second moments
-accumulate ``|g|**2`` (real-valued), as optax's do.
+accumulate ``|g|**2`` (real-valued), as optax's do. For float16 leaves the
+moments are kept and computed in float32 and the update is rounded back to
+float16 (``_up``/``_down``): in float16 ``eps = 1e-8`` is 0 and ``g**2``
+under- or overflows, so optax gives NaN or inf (optax issue #1754).
 """
 
 from __future__ import annotations
@@ -23,6 +26,35 @@ from jgd.base import (
     static_field,
 )
 from jgd.transforms.basic import _count0, _ema
+
+_F16 = jnp.dtype(jnp.float16)
+
+
+def _moment_like(params: Any, fill: Any = 0.0, dtype: Any = None) -> Any:
+    """A moment per leaf: in ``dtype`` if given, float32 for float16 leaves,
+    else the leaf's dtype."""
+
+    def one(x):
+        dt = dtype
+        if dt is None and jnp.result_type(x) == _F16:
+            dt = jnp.float32
+        return jnp.full_like(x, fill, dtype=dt)
+
+    return jax.tree.map(one, params)
+
+
+def _up(x: jax.Array) -> jax.Array:
+    """A float16 leaf in float32 (other dtypes unchanged)."""
+    return x.astype(jnp.float32) if x.dtype == _F16 else x
+
+
+def _down(u: jax.Array, dtype: Any) -> jax.Array:
+    """The update back in float16 where the gradient was float16, saturating
+    at float16's largest finite value rather than overflowing to inf."""
+    if dtype != _F16:
+        return u
+    top = float(jnp.finfo(_F16).max)
+    return jnp.clip(u, -top, top).astype(_F16)
 
 
 def _abs_sq(x: jax.Array) -> jax.Array:
@@ -102,7 +134,7 @@ class ScaleByRms(_RmsFields):
     _api = "jgd.scale_by_rms"
 
     def init(self, params: Any) -> Any:
-        nu = tree.full_like(params, self.initial_scale)
+        nu = _moment_like(params, self.initial_scale)
         if self.bias_correction:
             return ScaleByRmsWithCountState(count=_count0(), nu=nu)
         return ScaleByRmsState(nu=nu)
@@ -111,6 +143,7 @@ class ScaleByRms(_RmsFields):
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         nu = jax.tree.map(lambda g, n: _ema(g, n, self.decay, True), updates, state.nu)
         if self.bias_correction:
             count = tree.safe_increment(state.count)
@@ -118,12 +151,12 @@ class ScaleByRms(_RmsFields):
         else:
             nu_hat = nu
 
-        def step(g, n):
+        def step(g, n, g0):
             s = _rms_scaling(n, self.eps, self.eps_in_sqrt)
             s, g = tree.promote(s, g)
-            return s * g
+            return _down(s * g, g0.dtype)
 
-        updates = jax.tree.map(step, updates, nu_hat)
+        updates = jax.tree.map(step, updates, nu_hat, grads)
         if self.bias_correction:
             return updates, ScaleByRmsWithCountState(count=count, nu=nu)
         return updates, ScaleByRmsState(nu=nu)
@@ -172,8 +205,8 @@ class ScaleByStddev(_RmsFields):
     _api = "jgd.scale_by_stddev"
 
     def init(self, params: Any) -> Any:
-        mu = tree.zeros_like(params)
-        nu = tree.full_like(params, self.initial_scale)
+        mu = _moment_like(params)
+        nu = _moment_like(params, self.initial_scale)
         if self.bias_correction:
             return ScaleByRStdDevWithCountState(count=_count0(), mu=mu, nu=nu)
         return ScaleByRStdDevState(mu=mu, nu=nu)
@@ -182,6 +215,7 @@ class ScaleByStddev(_RmsFields):
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         d = self.decay
         mu = jax.tree.map(lambda g, m: _ema(g, m, d), updates, state.mu)
         nu = jax.tree.map(lambda g, n: _ema(g, n, d, True), updates, state.nu)
@@ -192,13 +226,13 @@ class ScaleByStddev(_RmsFields):
         else:
             mu_hat, nu_hat = mu, nu
 
-        def step(g, m, n):
+        def step(g, m, n, g0):
             m, n = tree.promote(m, n)
             s = _rms_scaling(n - _abs_sq(m).astype(n.dtype), self.eps, self.eps_in_sqrt)
             s, g = tree.promote(s, g)
-            return s * g
+            return _down(s * g, g0.dtype)
 
-        updates = jax.tree.map(step, updates, mu_hat, nu_hat)
+        updates = jax.tree.map(step, updates, mu_hat, nu_hat, grads)
         if self.bias_correction:
             return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
         return updates, ScaleByRStdDevState(mu=mu, nu=nu)
@@ -251,7 +285,7 @@ class ScaleByRss(Transform):
 
     def init(self, params: Any) -> Any:
         return ScaleByRssState(
-            sum_of_squares=tree.full_like(params, self.initial_accumulator_value)
+            sum_of_squares=_moment_like(params, self.initial_accumulator_value)
         )
 
     def update(
@@ -260,14 +294,14 @@ class ScaleByRss(Transform):
         tree.check_same_structure(self, updates, state.sum_of_squares, "state")
 
         def accumulate(g, s):
-            g, s = tree.promote(g, s)
+            g, s = tree.promote(_up(g), s)
             return _abs_sq(g).astype(s.dtype) + s
 
         sos = jax.tree.map(accumulate, updates, state.sum_of_squares)
 
         def step(g, s):
             inv = jnp.where(s > 0, jax.lax.rsqrt(s + tree.coef(self.eps, s.dtype)), 0)
-            return inv.astype(s.dtype) * g.astype(s.dtype)
+            return _down(inv.astype(s.dtype) * g.astype(s.dtype), g.dtype)
 
         return jax.tree.map(step, updates, sos), ScaleByRssState(sum_of_squares=sos)
 
@@ -332,14 +366,15 @@ class ScaleByAdam(Transform):
     def init(self, params: Any) -> Any:
         return ScaleByAdamState(
             count=_count0(),
-            mu=tree.zeros_like(params, dtype=self.mu_dtype),
-            nu=tree.zeros_like(params),
+            mu=_moment_like(params, dtype=self.mu_dtype),
+            nu=_moment_like(params),
         )
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2 = self.b1, self.b2
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: _ema(g, v, b2, True), updates, state.nu)
@@ -360,12 +395,12 @@ class ScaleByAdam(Transform):
             mu_hat = tree.bias_correction(mu, b1, t)
         nu_hat = tree.bias_correction(nu, b2, t)
 
-        def step(m, v):
+        def step(m, v, g0):
             m, v = tree.promote(m, v)
             root = jnp.sqrt(v + tree.coef(self.eps_root, v.dtype))
-            return m / (root + tree.coef(self.eps, v.dtype))
+            return _down(m / (root + tree.coef(self.eps, v.dtype)), g0.dtype)
 
-        updates = jax.tree.map(step, mu_hat, nu_hat)
+        updates = jax.tree.map(step, mu_hat, nu_hat, grads)
         mu = tree.cast(mu, self.mu_dtype)
         nu = jax.tree.map(lambda v, old: v.astype(old.dtype), nu, state.nu)
         return updates, ScaleByAdamState(count=t, mu=mu, nu=nu)

@@ -100,3 +100,96 @@ def test_import_jgd_leaves_heavy_namespaces_unloaded():
         [sys.executable, "-c", code], check=False, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+# Bad paths and arguments: one line on stderr, exit 2, nothing run (issue 13).
+BAD_PATHS = [
+    (
+        ["plot", "bowl", "--out", "/nonexistent/x.png"],
+        (
+            "jgd plot: --out must be in an existing directory; got "
+            "'/nonexistent/x.png' (/nonexistent does not exist)."
+        ),
+    ),
+    (
+        ["plot", "bowl", "--out={tmp}"],
+        "jgd plot: --out must be a file path; got '{tmp}', a directory.",
+    ),
+    (
+        ["demo", "--plot", "{tmp}/file/x.png"],
+        (
+            "jgd demo: --plot must be in an existing directory; got "
+            "'{tmp}/file/x.png' ({tmp}/file is not a directory)."
+        ),
+    ),
+    (
+        ["bench", "--out", "{tmp}/file/sub", "--preset", "tiny"],
+        (
+            "jgd bench: --out must be a directory; got '{tmp}/file/sub' "
+            "({tmp}/file is a file)."
+        ),
+    ),
+    (
+        ["bench", "--report", "{tmp}/missing.json"],
+        (
+            "jgd bench: --report must be a readable file; got "
+            "'{tmp}/missing.json' (no such file)."
+        ),
+    ),
+    (
+        ["bench", "--report={tmp}"],
+        "jgd bench: --report must be a readable file; got '{tmp}' (a directory).",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_PATHS, ids=lambda a: str(a)[:40])
+def test_bad_paths_give_one_line_and_exit_2(
+    argv, message, tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "file").write_text("")
+    started = []
+    monkeypatch.setattr(importlib, "import_module", lambda *a: started.append(a))
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err == message.format(tmp=tmp_path) + "\n"
+    assert out == "" and started == []  # the command never started
+
+
+def test_unwritable_default_output_stops_the_run(tmp_path, capsys, monkeypatch):
+    """jgd plot writes NAME.png into the current directory without --out."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    assert cli.main(["plot", "bowl"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "jgd plot: the current directory must be writable; got '.' "
+        f"({tmp_path} is not).\n"
+    )
+
+
+def test_a_bad_argument_the_library_refuses_is_one_line(capsys):
+    assert cli.main(["plot", "bowl", "--lr", "1e39", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("jgd plot: jgd.sgd: learning_rate must be finite")
+
+
+def test_other_errors_name_their_type_and_the_traceback_switch(capsys, monkeypatch):
+    def boom(argv):
+        raise ValueError("Seed must be\nnon-negative")
+
+    monkeypatch.setattr(demo, "main", boom)
+    assert cli.main(["demo"]) == 2
+    assert capsys.readouterr().err == (
+        "jgd demo: ValueError: Seed must be non-negative "
+        f"(set {cli.TRACEBACK_ENV}=1 for the traceback)\n"
+    )
+    monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
+    with pytest.raises(ValueError):
+        cli.main(["demo"])
+
+
+def test_help_skips_the_path_checks(capsys):
+    assert cli.main(["plot", "bowl", "--out", "/nonexistent/x.png", "--help"]) == 0

@@ -242,9 +242,9 @@ class Schedule(Value):
         raise NotImplementedError
 
     def known_values(self) -> dict[str, Any]:
-        """The values that bound this schedule, by argument name: every value
-        it takes lies between the smallest and the largest of them (so a
-        learning rate can check the sign of all its values at construction).
+        """The values that fix this schedule's sign, by argument name (its
+        start, peak, end): if all are >= 0, so is every value it takes, so a
+        learning rate can check the sign of all its values at construction.
         Empty when they are not known, as for a schedule built from another
         callable."""
         return {}

@@ -126,7 +126,8 @@ class ScaleByRms(_RmsFields):
     Learning", lecture 6e, 2012.
 
     Matches: optax.scale_by_rms(decay, eps, initial_scale, eps_in_sqrt,
-    bias_correction).
+    bias_correction), except for float16 leaves: ``nu`` in float32 (finite
+    where optax's float16 math gives NaN; see the module docstring).
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -197,7 +198,7 @@ class ScaleByStddev(_RmsFields):
     2013, eq. 38-41.
 
     Matches: optax.scale_by_stddev(decay, eps, initial_scale, eps_in_sqrt,
-    bias_correction).
+    bias_correction), except for float16 leaves: moments in float32.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -267,7 +268,8 @@ class ScaleByRss(Transform):
     References: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online
     Learning and Stochastic Optimization", 2011, Figure 1 (diagonal form).
 
-    Matches: optax.scale_by_rss(initial_accumulator_value, eps).
+    Matches: optax.scale_by_rss(initial_accumulator_value, eps), except for
+    float16 leaves: the sum in float32 (optax's overflows to inf, a zero step).
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -340,7 +342,9 @@ class ScaleByAdam(Transform):
     References: Kingma & Ba, "Adam: A Method for Stochastic Optimization",
     2014, Algorithm 1; Dozat, "Incorporating Nesterov Momentum into Adam", 2016.
 
-    Matches: optax.scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=).
+    Matches: optax.scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=),
+    except for float16 leaves: moments in float32 (``mu`` in ``mu_dtype`` if
+    given), so a zero gradient gives 0, not optax's NaN.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets

@@ -10,6 +10,7 @@ step, so a new learning rate is a new value, not a new program.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -267,13 +268,11 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
 
         # optax's extra arguments (line searches, Polyak and MoMo steps read
         # them); transforms that take none never see them.
+        extra = {"value": loss, "grad": grads, "value_fn": value_fn}
+        if wants_obj_fn(opt):
+            extra["obj_fn"] = value_fn  # Sophia's Hutchinson estimator
         updates, opt_state = layout.optimizer(opt).update(
-            grads,
-            state.stored_opt_state,
-            state.stored_params,
-            value=loss,
-            grad=grads,
-            value_fn=value_fn,
+            grads, state.stored_opt_state, state.stored_params, **extra
         )
         new_params = apply_updates(state.stored_params, updates)
         new_params, opt_state = layout.pin((new_params, opt_state))
@@ -288,6 +287,24 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
         return new, metrics
 
     return step
+
+
+def wants_obj_fn(opt: Any) -> bool:
+    """Whether a jgd transform inside ``opt`` names ``obj_fn`` in its update
+    (Sophia's default estimator). Only those get it: optax's line searches
+    forward every extra keyword to their ``value_fn``, which refuses it."""
+    seen: list = [opt]
+    while seen:
+        node = seen.pop()
+        if isinstance(node, (list, tuple)):
+            seen.extend(node)
+        elif isinstance(node, dict):
+            seen.extend(node.values())
+        elif isinstance(node, Transform):
+            if "obj_fn" in inspect.signature(type(node).update).parameters:
+                return True
+            seen.extend(getattr(node, f.name) for f in dataclasses.fields(node))
+    return False
 
 
 def make_step(
@@ -306,10 +323,11 @@ def make_step(
         params = params + u
         step = step + 1
     where f(p) = loss_fn(p, batch): optax's extra arguments, for line searches
-    (lbfgs) and methods that read the loss (polyak_sgd, momo). Sophia's
-    ``obj_fn`` is not passed: optax's line searches refuse keyword arguments
-    their value_fn does not take. Transforms that
-    take no extra arguments are called without them.
+    (lbfgs) and methods that read the loss (polyak_sgd, momo). ``obj_fn=f``
+    goes only to optimizers holding a jgd transform whose update names it
+    (Sophia's Hutchinson estimator): optax's line searches refuse keyword
+    arguments their value_fn does not take. Transforms that take no extra
+    arguments are called without them.
 
     The optimizer comes from the state (``jgd.train.init(params, opt)``), as
     an argument of the compiled program: a state whose optimizer has another

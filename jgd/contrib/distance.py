@@ -46,19 +46,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-def _lowest_dtype(params: Any) -> Any:
-    """optax's ``tree.dtype(params, 'lowest')``: the dtype every leaf's dtype
-    promotes from; the default float for a tree without leaves."""
-    dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
-    if not dtypes:
-        return tree.default_float()
-    low = dtypes[0]
-    for d in dtypes[1:]:
-        if tree.wider_dtype(low, d) == low:
-            low = d
-    return low
-
-
 def _total(parts: list) -> jax.Array:
     """Sum of scalars in the widest dtype among them (0 for none)."""
     if not parts:
@@ -192,7 +179,7 @@ class Prodigy(Transform):
         check_number(self, "weight_decay", self.weight_decay, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(params)
+        dt = tree.dtype(params, "lowest")
         return ProdigyState(
             exp_avg=tree.zeros_like(params),
             exp_avg_sq=tree.zeros_like(params),
@@ -365,7 +352,7 @@ class ScaleByDog(Transform):
         check_number(self, "eps", self.eps, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(params)
+        dt = tree.dtype(params, "lowest")
         kind, value = _init_step(self.init_step)
         if kind == "distance":
             r_eps: Any = value
@@ -437,7 +424,7 @@ class ScaleByDowg(Transform):
         check_number(self, "eps", self.eps, 0)
 
     def init(self, params: Any) -> Any:
-        dt = _lowest_dtype(params)
+        dt = tree.dtype(params, "lowest")
         r2 = self.eps if self.init_estim_sq_dist is None else self.init_estim_sq_dist
         return DoWGState(
             init_params=params,

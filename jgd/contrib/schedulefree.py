@@ -60,19 +60,6 @@ class ScheduleFreeState(NamedTuple):
     z: Any
 
 
-def _lowest_dtype(params: Any) -> Any:
-    """optax's ``tree.dtype(params, 'lowest')``: the dtype every leaf's dtype
-    promotes from; the default float for a tree without leaves."""
-    dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)]
-    if not dtypes:
-        return tree.default_float()
-    low = dtypes[0]
-    for d in dtypes[1:]:
-        if tree.wider_dtype(low, d) == low:
-            low = d
-    return low
-
-
 def _sub(a: jax.Array, b: jax.Array) -> jax.Array:
     a, b = tree.promote(a, b)
     return a - b
@@ -116,7 +103,7 @@ class _ScheduleFreeBase(Transform):
 
     def init(self, params: Any) -> Any:
         with api_name(self._api):
-            dt = _lowest_dtype(params)
+            dt = tree.dtype(params, "lowest")
             z = tree.cast(params, self.state_dtype)
             # A copy, so z and the params are distinct buffers (both donatable).
             z = jax.tree.map(jnp.copy, z)

@@ -10,7 +10,6 @@ packable: Newton-Schulz needs each leaf's own shape.
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -36,7 +35,7 @@ from jgd.base import (
 from jgd.optimizers.classic import adamw
 from jgd.optimizers.optimizer import Optimizer
 from jgd.transforms import add_decayed_weights, scale_by_learning_rate
-from jgd.transforms.masking import Masked
+from jgd.transforms.partitioning import partition
 
 __all__ = ["MuonDimensionNumbers", "MuonState", "muon", "scale_by_muon"]
 
@@ -74,12 +73,6 @@ class MuonState(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax
     mu: Any
     ns_coeffs: jax.Array
-
-
-class PartitionState(NamedTuple):
-    """``muon``'s state: a ``MaskedState`` per label (optax's PartitionState)."""
-
-    inner_states: Any
 
 
 # --------------------------------------------------------------------------
@@ -494,38 +487,6 @@ class _ScaleByShape(Transform):
 
 
 @register
-class _Partition(Transform):
-    """Each group of leaves through its own transform, as ``optax.partition``
-    (which muon uses): ``transforms[label]`` runs ``masked`` to the leaves
-    labelled ``label`` (``MaskedNode()`` in place of the others)."""
-
-    transforms: dict
-    param_labels: Callable[[Any], Any]
-
-    _api = "jgd.contrib.muon"
-
-    def _masked(self, group: str) -> Masked:
-        labels = self.param_labels
-        mask = lambda t: jax.tree.map(lambda lab: lab == group, labels(t))
-        return Masked(self.transforms[group], mask)
-
-    def init(self, params: Any) -> Any:
-        return PartitionState(
-            {g: self._masked(g).init(params) for g in self.transforms}
-        )
-
-    def update(
-        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
-    ) -> tuple[Any, Any]:
-        new_states = {}
-        for group in self.transforms:
-            updates, new_states[group] = self._masked(group).update(
-                updates, state.inner_states[group], params, **extra_args
-            )
-        return updates, PartitionState(new_states)
-
-
-@register
 class Muon(Optimizer):
     """Muon: momentum orthogonalised by Newton-Schulz on the weight matrices,
     AdamW on every other leaf.
@@ -574,7 +535,7 @@ class Muon(Optimizer):
     (consistent RMS); see ``scale_by_muon`` for the rest.
 
     Matches: optax.contrib.muon(...) with the same arguments; its state is
-    ``(PartitionState,)``, with optax's ``PartitionState`` inside. See ``scale_by_muon`` for the
+    ``(PartitionState,)`` (jgd.partition's, optax's class and fields). See ``scale_by_muon`` for the
     differences there.
     """
 
@@ -680,7 +641,7 @@ class Muon(Optimizer):
             self.adam_weight_decay,
             nesterov=self.nesterov,
         )
-        return chain(_Partition({"muon": matrices, "adam": others}, self._labels))
+        return chain(partition({"muon": matrices, "adam": others}, self._labels))
 
 
 muon = Muon

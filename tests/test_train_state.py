@@ -205,6 +205,25 @@ def test_flat_true_refuses_a_transform_that_needs_leaves():
         T.init(_params(), LEAF_BOUND["jgd_chain_with_lamb"](), flat=True)
 
 
+def test_wrappers_pack_when_what_they_wrap_does():
+    """A wrapper whose own math is element-wise (named_chain,
+    conditionally_transform, with_extra_args_support) is packed over an
+    element-wise inner and gives the leaf-by-leaf numbers; over a per-matrix
+    inner it is refused by flat=True, naming that inner."""
+    opt = jgd.named_chain(
+        ("clip", jgd.clip_by_global_norm(1.0)),
+        ("adam", jgd.conditionally_transform(jgd.adam(1e-2), lambda c: c >= 1)),
+    )
+    packed = _steps(opt, flat=True)
+    assert not isinstance(packed.layout, T.PerLeaf)
+    leaves = _steps(opt, flat=False)
+    for k in leaves.params:
+        np.testing.assert_allclose(packed.params[k], leaves.params[k], rtol=1e-6)
+    inner = jgd.with_extra_args_support(jgd.lamb(1e-2))
+    with pytest.raises(ValueError, match=r"ScaleByTrustRatio needs leaf boundaries"):
+        T.init(_params(), jgd.named_chain(("lamb", inner)), flat=True)
+
+
 def test_a_packed_state_refuses_an_optimizer_that_needs_leaves():
     state = T.init(_params(), jgd.adam(1e-2))
     step = T.make_step(_counting_loss()[0])

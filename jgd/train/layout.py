@@ -346,6 +346,12 @@ def _foreign_name(tx: Any) -> str:
     return getattr(fn, "__qualname__", type(tx).__name__).split(".<locals>")[0]
 
 
+def _flat(items: Any) -> list:
+    if isinstance(items, (list, tuple)):
+        return [x for item in items for x in _flat(item)]
+    return [items]
+
+
 def needs_leaves(opt: Any) -> str | None:
     """The name of the first transform in ``opt`` that needs leaf boundaries
     (per-leaf norms or trust ratios, factored moments, masks or labels over
@@ -356,7 +362,14 @@ def needs_leaves(opt: Any) -> str | None:
     if isinstance(opt, Chain):
         return next(filter(None, map(needs_leaves, opt.transforms)), None)
     if isinstance(opt, Transform):
-        return None if type(opt).packable else type(opt).__name__
+        if type(opt).packable:
+            return None
+        # A wrapper whose own math is element-wise or global (a step count,
+        # an accumulator) packs exactly when the transforms it wraps do.
+        inner = [getattr(opt, f) for f in getattr(type(opt), "packable_inner", ())]
+        if inner:
+            return next(filter(None, map(needs_leaves, _flat(inner))), None)
+        return type(opt).__name__
     value = opt.value if isinstance(opt, Static) else opt
     if is_transform(value):
         name = _foreign_name(value)

@@ -85,6 +85,7 @@ class NamedChain(Transform):
     transforms: tuple
     names: tuple = static_field()
 
+    packable_inner = ("transforms",)  # packs when what it wraps does (jgd.train)
     _api = "jgd.named_chain"
 
     def __post_init__(self):
@@ -290,6 +291,7 @@ class ConditionallyTransform(Transform):
     should_transform_fn: Any = static_field()
     forward_extra_args: bool = static_field(default=False)
 
+    packable_inner = ("inner",)  # packs when what it wraps does (jgd.train)
     _api = "jgd.conditionally_transform"
 
     def __post_init__(self):
@@ -349,6 +351,7 @@ class ConditionallyMask(Transform):
     should_transform_fn: Any = static_field()
     forward_extra_args: bool = static_field(default=False)
 
+    packable_inner = ("inner",)  # packs when what it wraps does (jgd.train)
     _api = "jgd.conditionally_mask"
 
     def __post_init__(self):
@@ -402,6 +405,7 @@ class WithExtraArgsSupport(Transform):
 
     inner: Any
 
+    packable_inner = ("inner",)  # packs when what it wraps does (jgd.train)
     _api = "jgd.with_extra_args_support"
 
     def __post_init__(self):

@@ -91,12 +91,18 @@ class StaticMask(StaticTree):
 
 
 def is_function(x: Any) -> bool:
-    """A callable that is not a tree of labels: an equinox module of bools is
-    callable too (its ``__call__``), but it has leaves of its own."""
+    """A callable that is not a tree of labels: an equinox module of bools or
+    strings is callable too (its ``__call__``), but it holds them as leaves;
+    a function or ``functools.partial`` is its own leaf, and a
+    ``jax.tree_util.Partial`` holds its arguments."""
     if not callable(x):
         return False
     leaves = jax.tree.leaves(x)
-    return len(leaves) == 1 and leaves[0] is x
+    return (
+        not leaves
+        or leaves[0] is x
+        or not all(isinstance(leaf, (bool, np.bool_, str, int)) for leaf in leaves)
+    )
 
 
 def static_mask(owner: Any, arg: str, mask: Any) -> Any:

@@ -303,7 +303,7 @@ def wants_obj_fn(opt: Any) -> bool:
         elif isinstance(node, Transform):
             if "obj_fn" in inspect.signature(type(node).update).parameters:
                 return True
-            seen.extend(getattr(node, f.name) for f in dataclasses.fields(node))
+            seen.extend(getattr(node, f.name) for f in dataclasses.fields(node))  # type: ignore[arg-type]  # a registered dataclass
     return False
 
 

@@ -15,7 +15,14 @@ from typing import Any, Optional
 
 from jax.typing import DTypeLike
 
-from jgd.base import Scalar, ScalarOrSchedule, chain, register, static_field
+from jgd.base import (
+    Scalar,
+    ScalarOrSchedule,
+    chain,
+    check_number,
+    register,
+    static_field,
+)
 from jgd.optimizers.classic import Adam, Adamw
 from jgd.optimizers.optimizer import Optimizer
 from jgd.transforms import add_decayed_weights, scale_by_learning_rate
@@ -43,6 +50,18 @@ __all__ = [
     "radam",
     "yogi",
 ]
+
+
+class _Descent(Optimizer):
+    """Checks ``learning_rate`` first and refuses ``None``, which
+    ``scale_by_learning_rate`` takes as "no scaling": the raw gradient would
+    be the step, and ``apply_updates`` adds it, uphill (issue 13)."""
+
+    learning_rate: ScalarOrSchedule  # each subclass's first field
+
+    def check(self):
+        check_number(self, "learning_rate", self.learning_rate, 0, schedule=True)
+        Optimizer.check(self)
 
 
 @register
@@ -121,7 +140,7 @@ nadamw = Nadamw
 
 
 @register
-class Radam(Optimizer):
+class Radam(_Descent):
     """RAdam: Adam with its step rectified while ``nu``'s variance is too wide.
 
     Update (t = step, 1-based; see ``scale_by_radam``):
@@ -179,7 +198,7 @@ radam = Radam
 
 
 @register
-class Amsgrad(Optimizer):
+class Amsgrad(_Descent):
     """AMSGrad: Adam whose denominator is a running max, so it never shrinks.
 
     Update (t = step, 1-based; see ``scale_by_amsgrad``):
@@ -237,7 +256,7 @@ amsgrad = Amsgrad
 
 
 @register
-class Adamax(Optimizer):
+class Adamax(_Descent):
     """AdaMax: Adam with the infinity norm in place of the root mean square.
 
     Update (t = step, 1-based):
@@ -326,7 +345,7 @@ adamaxw = Adamaxw
 
 
 @register
-class Adabelief(Optimizer):
+class Adabelief(_Descent):
     """AdaBelief: Adam whose denominator is the spread of g around its EMA.
 
     Update (t = step, 1-based):
@@ -435,7 +454,7 @@ adadelta = Adadelta
 
 
 @register
-class Yogi(Optimizer):
+class Yogi(_Descent):
     """Yogi: Adam whose second moment moves additively, by at most
     ``(1 - b2) g**2`` a step.
 
@@ -480,7 +499,7 @@ yogi = Yogi
 
 
 @register
-class Lion(Optimizer):
+class Lion(_Descent):
     """Lion: a step of the same size in every coordinate, the sign of an
     interpolation between the gradient and its momentum.
 
@@ -533,7 +552,7 @@ lion = Lion
 
 
 @register
-class Adan(Optimizer):
+class Adan(_Descent):
     """Adan: Adam's moments plus a moment of gradient differences (Nesterov).
 
     Update (t = step, 1-based; see ``scale_by_adan``):

@@ -61,8 +61,20 @@ def _set_mask(opt: Optimizer, arg: str, none: bool = True) -> None:
         object.__setattr__(opt, arg, static_mask(opt, arg, mask))
 
 
+class _Descent(Optimizer):
+    """Checks ``learning_rate`` first and refuses ``None``, which
+    ``scale_by_learning_rate`` takes as "no scaling": the raw gradient would
+    be the step, and ``apply_updates`` adds it, uphill (issue 13)."""
+
+    learning_rate: ScalarOrSchedule  # each subclass's first field
+
+    def check(self):
+        check_number(self, "learning_rate", self.learning_rate, 0, schedule=True)
+        Optimizer.check(self)
+
+
 @register
-class Lamb(Optimizer):
+class Lamb(_Descent):
     """LAMB: Adam's direction plus decoupled weight decay, rescaled per leaf
     by the trust ratio ``||p|| / ||d||``.
 
@@ -122,7 +134,7 @@ lamb = Lamb
 
 
 @register
-class Lars(Optimizer):
+class Lars(_Descent):
     """LARS: SGD with momentum whose step per leaf is scaled by the trust
     ratio ``trust_coefficient * ||p|| / ||g + weight_decay * p||``.
 
@@ -404,7 +416,7 @@ adafactor = Adafactor
 
 
 @register
-class Sm3(Optimizer):
+class Sm3(_Descent):
     """SM3: AdaGrad-like steps whose accumulator keeps one running maximum
     per axis of each leaf (memory O(rows + columns) for a matrix), with
     momentum.
@@ -453,7 +465,7 @@ sm3 = Sm3
 
 
 @register
-class Novograd(Optimizer):
+class Novograd(_Descent):
     """NovoGrad: momentum on gradients normalised per leaf by a running
     average of the leaf's squared gradient norm, weight decay inside.
 

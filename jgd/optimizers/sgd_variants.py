@@ -45,8 +45,20 @@ __all__ = [
 ]
 
 
+class _Descent(Optimizer):
+    """Checks ``learning_rate`` first and refuses ``None``, which
+    ``scale_by_learning_rate`` takes as "no scaling": the raw gradient would
+    be the step, and ``apply_updates`` adds it, uphill (issue 13)."""
+
+    learning_rate: ScalarOrSchedule  # each subclass's first field
+
+    def check(self):
+        check_number(self, "learning_rate", self.learning_rate, 0, schedule=True)
+        Optimizer.check(self)
+
+
 @register
-class SignSgd(Optimizer):
+class SignSgd(_Descent):
     """signSGD: step by the learning rate against the sign of each gradient
     element.
 
@@ -83,7 +95,7 @@ sign_sgd = SignSgd
 
 
 @register
-class Signum(Optimizer):
+class Signum(_Descent):
     """Signum: signSGD on a momentum (an EMA of the gradients, not debiased:
     the sign does not see the scale).
 
@@ -119,7 +131,7 @@ class Signum(Optimizer):
     def check(self):
         # beta is ema's decay: check it under its own name first.
         check_number(self, "beta", self.beta, 0, 1, hi_open=True)
-        Optimizer.check(self)
+        _Descent.check(self)
 
     def recipe(self):
         return chain(
@@ -133,7 +145,7 @@ signum = Signum
 
 
 @register
-class NoisySgd(Optimizer):
+class NoisySgd(_Descent):
     """SGD on gradients plus annealed Gaussian noise.
 
     Update:
@@ -173,7 +185,7 @@ class NoisySgd(Optimizer):
     def check(self):
         # Once, here: the recipe, rebuilt at every update, gets the seed as key.
         _check_seed(self, self.key, self.seed)
-        Optimizer.check(self)
+        _Descent.check(self)
 
     def recipe(self):
         key = self.key if self.seed is None else self.seed
@@ -320,7 +332,7 @@ rprop = Rprop
 
 
 @register
-class OptimisticGradientDescent(Optimizer):
+class OptimisticGradientDescent(_Descent):
     """Optimistic gradient descent: a step along the gradient extrapolated
     from the previous one (for min-max games, where plain descent cycles).
 
@@ -367,7 +379,7 @@ optimistic_gradient_descent = OptimisticGradientDescent
 
 
 @register
-class OptimisticAdamV2(Optimizer):
+class OptimisticAdamV2(_Descent):
     """Optimistic Adam: the optimistic extrapolation applied to Adam's step.
 
     Update:

@@ -31,6 +31,37 @@ BAD_INPUT: list = [
         TypeError,
         "jgd.adamw: learning_rate must be a number or a schedule; got None (NoneType).",
     ),
+    # The same for every optimizer whose learning rate has no meaningful None
+    # (adadelta, adafactor and lbfgs keep theirs: see KNOWN_DIFFERENCES).
+    *[
+        (
+            lambda name=name: getattr(jgd, name)(None),
+            TypeError,
+            (
+                f"jgd.{name}: learning_rate must be a number or a schedule; got "
+                "None (NoneType)."
+            ),
+        )
+        for name in (
+            "adabelief",
+            "adamax",
+            "adamaxw",
+            "adan",
+            "amsgrad",
+            "lion",
+            "radam",
+            "yogi",
+            "lamb",
+            "lars",
+            "novograd",
+            "sm3",
+            "noisy_sgd",
+            "optimistic_adam_v2",
+            "optimistic_gradient_descent",
+            "sign_sgd",
+            "signum",
+        )
+    ],
     # Valid in float64, not once rounded to float32 (jgd's float without x64).
     (
         lambda: jgd.adam(1e-3, b1=0.99999999999),
@@ -161,7 +192,11 @@ KNOWN_DIFFERENCES: dict = {
     "classic optimizers refuse learning_rate=None": (
         "optax.sgd(None), optax.adam(None), ... leave out the scaling, so the step "
         "is +gradient direction (uphill); jgd.gd/sgd/rmsprop/adagrad/adam/adamw "
-        "raise. scale_by_learning_rate(None) is still the identity, as optax's. "
+        "raise, and so do the other optimizers whose None means nothing (radam, "
+        "yogi, lamb, sign_sgd, ...). adadelta(None) takes the paper's step (a "
+        "factor 1, downhill), adafactor(None) and lbfgs(None) mean 'no scaling' "
+        "before their own sign flip or line search, as optax's. "
+        "scale_by_learning_rate(None) is still the identity, as optax's. "
         "tests/catalogue/safety.py BAD_INPUT."
     ),
     "negative schedules as learning rates": (

@@ -26,35 +26,7 @@ from jgd.base import (
     static_field,
 )
 from jgd.transforms.basic import _count0, _ema
-
-_F16 = jnp.dtype(jnp.float16)
-
-
-def _moment_like(params: Any, fill: Any = 0.0, dtype: Any = None) -> Any:
-    """A moment per leaf: in ``dtype`` if given, float32 for float16 leaves,
-    else the leaf's dtype."""
-
-    def one(x):
-        dt = dtype
-        if dt is None and jnp.result_type(x) == _F16:
-            dt = jnp.float32
-        return jnp.full_like(x, fill, dtype=dt)
-
-    return jax.tree.map(one, params)
-
-
-def _up(x: jax.Array) -> jax.Array:
-    """A float16 leaf in float32 (other dtypes unchanged)."""
-    return x.astype(jnp.float32) if x.dtype == _F16 else x
-
-
-def _down(u: jax.Array, dtype: Any) -> jax.Array:
-    """The update back in float16 where the gradient was float16, saturating
-    at float16's largest finite value rather than overflowing to inf."""
-    if dtype != _F16:
-        return u
-    top = float(jnp.finfo(_F16).max)
-    return jnp.clip(u, -top, top).astype(_F16)
+from jgd.transforms.lowp import _down, _moment_like, _up
 
 
 def _abs_sq(x: jax.Array) -> jax.Array:

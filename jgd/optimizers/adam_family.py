@@ -4,8 +4,9 @@ Holds ``nadam`` and ``nadamw`` (Adam and AdamW with Nesterov on by default),
 ``radam``, ``amsgrad``, ``adamax``, ``adamaxw``, ``adabelief``, ``adadelta``,
 ``yogi``, ``lion`` and ``adan``. Their building blocks are in
 ``jgd.transforms.adam_family``. Arguments, defaults and states are optax
-0.2.8's; the one deliberate difference is ``adadelta(learning_rate=None)``,
-which descends (see its docstring).
+0.2.8's; the deliberate differences are ``adadelta(learning_rate=None)``,
+which descends (see its docstring), and float16 leaves, whose moments are
+float32 so that no step is NaN or inf (all but ``lion``).
 """
 
 # No ``from __future__ import annotations`` here: ``learning_rate``'s annotation

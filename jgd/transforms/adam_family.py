@@ -6,7 +6,8 @@ Holds ``scale_by_amsgrad`` (a running max of ``nu``), ``scale_by_adamax``
 (Nesterov on gradient differences), ``scale_by_lion`` (sign of an
 interpolation) and ``scale_by_adadelta``. AdaMax, RAdam and Yogi keep
 optax's ``ScaleByAdamState``. For complex updates every second moment
-accumulates ``|g|**2`` (real-valued), as in optax.
+accumulates ``|g|**2`` (real-valued), as in optax. All but Lion keep the
+moments of float16 leaves in float32 and compute there (``jgd.transforms.lowp``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from jgd.base import (
 )
 from jgd.transforms.adaptive import ScaleByAdamState, _abs_sq
 from jgd.transforms.basic import _count0, _ema
+from jgd.transforms.lowp import _down, _moment_like, _up
 
 __all__ = [
     "ScaleByAdaDeltaState",
@@ -96,6 +98,12 @@ def _cast_like(new: Any, old: Any) -> Any:
     return jax.tree.map(lambda x, o: x.astype(o.dtype), new, old)
 
 
+def _down_like(updates: Any, grads: Any) -> Any:
+    """Updates computed in float32 for float16 gradients back in float16,
+    saturated (``lowp._down``); other dtypes unchanged."""
+    return jax.tree.map(lambda u, g: _down(u, g.dtype), updates, grads)
+
+
 # --------------------------------------------------------------------------
 # AMSGrad and AdaMax.
 # --------------------------------------------------------------------------
@@ -136,7 +144,9 @@ class ScaleByAmsgrad(Transform):
     2018, Algorithm 2 (with Adam's bias correction, as optax).
 
     Matches: optax.scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype,
-    bias_correction_mu, bias_correction_nu).
+    bias_correction_mu, bias_correction_nu), except for float16 leaves:
+    moments in float32 (``mu`` in ``mu_dtype`` if given), finite where
+    optax's float16 math gives NaN or inf.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -161,15 +171,16 @@ class ScaleByAmsgrad(Transform):
     def init(self, params: Any) -> Any:
         return ScaleByAmsgradState(
             count=_count0(),
-            mu=tree.zeros_like(params, dtype=self.mu_dtype),
-            nu=tree.zeros_like(params),
-            nu_max=tree.zeros_like(params),
+            mu=_moment_like(params, dtype=self.mu_dtype),
+            nu=_moment_like(params),
+            nu_max=_moment_like(params),
         )
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2 = self.b1, self.b2
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: _ema(g, v, b2, True), updates, state.nu)
@@ -180,7 +191,7 @@ class ScaleByAmsgrad(Transform):
             lambda old, v: jnp.maximum(*tree.promote(old, v)), state.nu_max, nu_eff
         )
         updates = _adam_step(mu_hat, nu_max, self.eps, self.eps_root)
-        return updates, ScaleByAmsgradState(
+        return _down_like(updates, grads), ScaleByAmsgradState(
             count=t,
             mu=tree.cast(mu, self.mu_dtype),
             nu=_cast_like(nu, state.nu),
@@ -208,7 +219,8 @@ class ScaleByAdamax(Transform):
     References: Kingma & Ba, "Adam: A Method for Stochastic Optimization",
     2014, Algorithm 2 (AdaMax), with eps inside the max as optax.
 
-    Matches: optax.scale_by_adamax(b1, b2, eps); state ``ScaleByAdamState``.
+    Matches: optax.scale_by_adamax(b1, b2, eps); state ``ScaleByAdamState``;
+    except for float16 leaves: moments in float32.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -224,13 +236,14 @@ class ScaleByAdamax(Transform):
         _check_nonneg(self, eps=self.eps)
 
     def init(self, params: Any) -> Any:
-        zeros = tree.zeros_like(params)
+        zeros = _moment_like(params)
         return ScaleByAdamState(count=_count0(), mu=zeros, nu=zeros)
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2, eps = self.b1, self.b2, self.eps
         t = tree.safe_increment(state.count)
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
@@ -243,6 +256,7 @@ class ScaleByAdamax(Transform):
         nu = jax.tree.map(infinity_norm, updates, state.nu)
         mu_hat = tree.bias_correction(mu, b1, t)
         updates = jax.tree.map(lambda m, v: jnp.divide(*tree.promote(m, v)), mu_hat, nu)
+        updates = _down_like(updates, grads)
         return updates, ScaleByAdamState(count=t, mu=mu, nu=_cast_like(nu, state.nu))
 
 
@@ -284,7 +298,8 @@ class ScaleByBelief(Transform):
     References: Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the
     Belief in Observed Gradients", 2020, Algorithm 2.
 
-    Matches: optax.scale_by_belief(b1, b2, eps, eps_root, nesterov=).
+    Matches: optax.scale_by_belief(b1, b2, eps, eps_root, nesterov=), except
+    for float16 leaves: moments in float32 (eps = 1e-16 is 0 in float16).
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -302,13 +317,14 @@ class ScaleByBelief(Transform):
         _check_nonneg(self, eps=self.eps, eps_root=self.eps_root)
 
     def init(self, params: Any) -> Any:
-        zeros = tree.zeros_like(params)
+        zeros = _moment_like(params)
         return ScaleByBeliefState(count=_count0(), mu=zeros, nu=zeros)
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2 = self.b1, self.b2
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
         error = jax.tree.map(
@@ -327,7 +343,7 @@ class ScaleByBelief(Transform):
             mu_hat = tree.bias_correction(mu, b1, t)
         nu_hat = tree.bias_correction(nu, b2, t)
         updates = _adam_step(mu_hat, nu_hat, self.eps, None)
-        return updates, ScaleByBeliefState(count=t, mu=mu, nu=nu)
+        return _down_like(updates, grads), ScaleByBeliefState(count=t, mu=mu, nu=nu)
 
 
 scale_by_belief = ScaleByBelief
@@ -361,7 +377,8 @@ class ScaleByRadam(Transform):
     Beyond", 2020, Algorithm 2.
 
     Matches: optax.scale_by_radam(b1, b2, eps, eps_root, threshold,
-    nesterov=); state ``ScaleByAdamState``.
+    nesterov=); state ``ScaleByAdamState``; except for float16 leaves:
+    moments in float32.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -381,7 +398,7 @@ class ScaleByRadam(Transform):
         check_number(self, "threshold", self.threshold)
 
     def init(self, params: Any) -> Any:
-        zeros = tree.zeros_like(params)
+        zeros = _moment_like(params)
         return ScaleByAdamState(count=_count0(), mu=zeros, nu=zeros)
 
     def rectifier(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -403,6 +420,7 @@ class ScaleByRadam(Transform):
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2 = self.b1, self.b2
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: _ema(g, v, b2, True), updates, state.nu)
@@ -420,7 +438,7 @@ class ScaleByRadam(Transform):
             return jnp.where(rectify, u, m)
 
         updates = jax.tree.map(step, mu_hat, nu_hat)
-        return updates, ScaleByAdamState(count=t, mu=mu, nu=nu)
+        return _down_like(updates, grads), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
 
 scale_by_radam = ScaleByRadam
@@ -448,7 +466,8 @@ class ScaleByYogi(Transform):
     and ``mu`` started at ``initial_accumulator_value``, as optax).
 
     Matches: optax.scale_by_yogi(b1, b2, eps, eps_root,
-    initial_accumulator_value); state ``ScaleByAdamState``.
+    initial_accumulator_value); state ``ScaleByAdamState``; except for float16
+    leaves: moments in float32.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -474,14 +493,15 @@ class ScaleByYogi(Transform):
         value = self.initial_accumulator_value
         return ScaleByAdamState(
             count=_count0(),
-            mu=tree.full_like(params, value),
-            nu=tree.full_like(params, value),
+            mu=_moment_like(params, value),
+            nu=_moment_like(params, value),
         )
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.nu, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2 = self.b1, self.b2
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
 
@@ -495,7 +515,7 @@ class ScaleByYogi(Transform):
         mu_hat = tree.bias_correction(mu, b1, t)
         nu_hat = tree.bias_correction(nu, b2, t)
         updates = _adam_step(mu_hat, nu_hat, self.eps, self.eps_root)
-        return updates, ScaleByAdamState(count=t, mu=mu, nu=nu)
+        return _down_like(updates, grads), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
 
 scale_by_yogi = ScaleByYogi
@@ -540,7 +560,8 @@ class ScaleByAdan(Transform):
     Algorithm for Faster Optimizing Deep Models", 2022, Algorithm 1 (with bias
     correction, as the authors' code and optax).
 
-    Matches: optax.scale_by_adan(b1, b2, b3, eps, eps_root).
+    Matches: optax.scale_by_adan(b1, b2, b3, eps, eps_root), except for
+    float16 leaves: ``m``, ``v``, ``n`` in float32 (``g`` stays float16).
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -558,13 +579,17 @@ class ScaleByAdan(Transform):
         _check_nonneg(self, eps=self.eps, eps_root=self.eps_root)
 
     def init(self, params: Any) -> Any:
-        zeros = tree.zeros_like(params)
-        return ScaleByAdanState(m=zeros, v=zeros, n=zeros, g=zeros, t=_count0())
+        zeros = _moment_like(params)
+        # The previous gradient stays in its own dtype: exact, and half the
+        # memory of float32 for float16 leaves.
+        g = tree.zeros_like(params)
+        return ScaleByAdanState(m=zeros, v=zeros, n=zeros, g=g, t=_count0())
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.n, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         b1, b2, b3 = self.b1, self.b2, self.b3
         first = state.t == 0
 
@@ -588,7 +613,8 @@ class ScaleByAdan(Transform):
         n_hat = tree.bias_correction(n, b3, t)
         direction = jax.tree.map(nesterov_grad, m_hat, v_hat)
         step = _adam_step(direction, n_hat, self.eps, self.eps_root)
-        g_prev = _cast_like(updates, state.g)
+        g_prev = _cast_like(grads, state.g)
+        step = _down_like(step, grads)
         return step, ScaleByAdanState(m=m, v=v, n=n, g=g_prev, t=t)
 
 
@@ -707,7 +733,8 @@ class ScaleByAdadelta(Transform):
 
     Matches: optax.scale_by_adadelta(rho, eps) for real updates. For complex
     ones jgd accumulates ``|g|**2`` where optax takes ``g**2`` (complex, and
-    then a complex root): KNOWN_DIFFERENCES['adadelta complex'].
+    then a complex root): KNOWN_DIFFERENCES['adadelta complex']. For float16
+    leaves ``e_g`` and ``e_x`` are float32.
     """
 
     packable = True  # element-wise: the same numbers on packed buckets
@@ -722,13 +749,14 @@ class ScaleByAdadelta(Transform):
         check_number(self, "eps", self.eps, 0, lo_open=True)
 
     def init(self, params: Any) -> Any:
-        zeros = tree.zeros_like(params)
+        zeros = _moment_like(params)
         return ScaleByAdaDeltaState(e_g=zeros, e_x=zeros)
 
     def update(
         self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Any, Any]:
         tree.check_same_structure(self, updates, state.e_g, "state")
+        grads, updates = updates, jax.tree.map(_up, updates)
         rho, eps = self.rho, self.eps
         e_g = jax.tree.map(lambda g, e: _ema(g, e, rho, True), updates, state.e_g)
 
@@ -740,7 +768,7 @@ class ScaleByAdadelta(Transform):
 
         updates = jax.tree.map(step, updates, e_g, state.e_x)
         e_x = jax.tree.map(lambda u, e: _ema(u, e, rho, True), updates, state.e_x)
-        return updates, ScaleByAdaDeltaState(
+        return _down_like(updates, grads), ScaleByAdaDeltaState(
             e_g=_cast_like(e_g, state.e_g), e_x=_cast_like(e_x, state.e_x)
         )
 

@@ -34,6 +34,7 @@ from tests.catalogue import (
     quasi_newton,
     safety,
     schedules,
+    wrappers_conformance,
 )
 
 _MODULES = [
@@ -50,6 +51,7 @@ _MODULES = [
     accumulate,
     injection,
     safety,
+    wrappers_conformance,
 ]
 
 

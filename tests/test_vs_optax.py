@@ -310,6 +310,42 @@ PARAMS = [(name, False) for name in CASES] + [
 ]
 
 
+def _in_ci() -> frozenset:
+    """The cases CI runs in float32 (the rest under ``-m slow``): every core
+    case, and one case per kind of jgd value in the catalogue (its first, with
+    the defaults; its flag variants under slow). Wrappers built by ``chain``
+    or handed to optax are each their own kind. Scheduled runs: the core's,
+    and contrib's, whose methods read the learning rate inside their own math;
+    the catalogue's others reach it through scale_by_learning_rate, which the
+    core's scheduled runs prove."""
+    keep, kinds = set(CORE), set()
+    for name, (make_jgd, _) in catalogue.CASES.items():
+        kind = type(make_jgd(False)).__name__
+        if kind in ("Chain", "GradientTransformationExtraArgs") or kind not in kinds:
+            keep.add(name)
+        kinds.add(kind)
+    contrib = set(catalogue.contrib_a.CASES) | set(catalogue.contrib_b.CASES)
+    scheduled = {
+        (n, True) for n in SCHEDULED if n in keep and (n in CORE or n in contrib)
+    }
+    return frozenset({(n, False) for n in keep} | scheduled)
+
+
+IN_CI = _in_ci()
+
+
+def _params(dtype_in_ci):
+    return [
+        pytest.param(
+            n,
+            s,
+            id=f"{n}{'-sched' if s else ''}",
+            marks=() if dtype_in_ci(n, s) else pytest.mark.slow,
+        )
+        for n, s in PARAMS
+    ]
+
+
 def _run(opt, params, grads, promotion):
     step = jax.jit(lambda g, s, p: opt.update(g, s, p))
     state = opt.init(params)
@@ -337,29 +373,13 @@ def _cross_check(name, sched, dtype):
         assert a.dtype == b.dtype
 
 
-@pytest.mark.parametrize(
-    "name,sched", PARAMS, ids=[f"{n}{'-sched' if s else ''}" for n, s in PARAMS]
-)
+@pytest.mark.parametrize("name,sched", _params(lambda n, s: (n, s) in IN_CI))
 def test_matches_optax_float32(name, sched):
     _cross_check(name, sched, jnp.float32)
 
 
-def _f64_params():
-    """Every case in float64; the catalogue's behind ``slow`` (``-m slow``),
-    which keeps CI in its budget: their float32 run is in CI, and the float64
-    one is run with ``python -m pytest -m slow tests/test_vs_optax.py``."""
-    return [
-        pytest.param(
-            n,
-            s,
-            id=f"{n}{'-sched' if s else ''}",
-            marks=() if n in CORE else pytest.mark.slow,
-        )
-        for n, s in PARAMS
-    ]
-
-
-@pytest.mark.parametrize("name,sched", _f64_params())
+# float64: the core cases in CI, the catalogue's under -m slow.
+@pytest.mark.parametrize("name,sched", _params(lambda n, s: n in CORE))
 def test_matches_optax_float64(name, sched, x64):
     _cross_check(name, sched, jnp.float64)
 
@@ -373,11 +393,13 @@ def test_clip_by_global_norm_rounding_vs_optax(dtype, request):
     params = random_tree(jax.random.key(1), jnp.dtype(dtype))
     grads = gradient_stream(jax.random.key(2), params, STEPS)
     ours, theirs = jgd.clip_by_global_norm(CLIP), optax.clip_by_global_norm(CLIP)
+    # one compile each, reused for every step
+    our_step, their_step = jax.jit(ours.update), jax.jit(theirs.update)
     clipped = 0
     for t, g in enumerate(grads):
-        u1, _ = jax.jit(ours.update)(g, ours.init(params))
+        u1, _ = our_step(g, ours.init(params))
         with standard_promotion():
-            u2, _ = jax.jit(theirs.update)(g, theirs.init(params))
+            u2, _ = their_step(g, theirs.init(params))
         n = float(optax.tree_utils.tree_norm(g))
         clipped += n >= CLIP
         for (path, a), b in zip(

@@ -112,29 +112,6 @@ def equinox_mlp_adamw(optax):
     return losses, eqx.filter(model, eqx.is_array), opt_state
 
 
-@snippet
-def equinox_linear_lion(optax):
-    import equinox as eqx
-
-    model = eqx.nn.Linear(4, 1, key=jax.random.key(2))
-    optim = optax.lion(learning_rate=1e-3, weight_decay=0.1)
-    opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
-
-    @eqx.filter_jit
-    def make_step(model, opt_state, x, y):
-        grads = eqx.filter_grad(
-            lambda m: optax.huber_loss(jax.vmap(m)(x), y, delta=0.5).mean()
-        )(model)
-        updates, opt_state = optim.update(grads, opt_state, model)
-        return eqx.apply_updates(model, updates), opt_state
-
-    x, _ = _data()
-    y = x[:, :1] - x[:, 1:2]
-    for _ in range(3):
-        model, opt_state = make_step(model, opt_state, x, y)
-    return eqx.filter(model, eqx.is_array)
-
-
 # --------------------------------------------------------------------------
 # Plain JAX training loops.
 # --------------------------------------------------------------------------
@@ -385,29 +362,6 @@ def backtracking_linesearch_from_docs(optax):
 # --------------------------------------------------------------------------
 # optax.contrib.
 # --------------------------------------------------------------------------
-
-
-@snippet
-def contrib_muon(optax):
-    params = {
-        "kernel": jax.random.normal(jax.random.key(5), (6, 4)),
-        "bias": jnp.ones(4),
-    }
-    optimizer = optax.contrib.muon(learning_rate=0.02)
-    opt_state = optimizer.init(params)
-
-    @jax.jit
-    def step(params, opt_state, x):
-        grads = jax.grad(
-            lambda p: jnp.mean(jnp.tanh(x @ p["kernel"] + p["bias"]) ** 2)
-        )(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    x, _ = _data(d=6)
-    for _ in range(3):
-        params, opt_state = step(params, opt_state, x)
-    return params
 
 
 @snippet

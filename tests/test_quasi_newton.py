@@ -249,12 +249,35 @@ def _cross_check(problem, config, dtype):
     return ours
 
 
-@pytest.mark.parametrize("problem,config", CROSS, ids=[f"{p}-{c}" for p, c in CROSS])
+# The zoom line search compiles slowly (seconds per side): CI runs every
+# configuration once in float32 (lbfgs on the nested tree and complex leaves)
+# and lbfgs on Rosenbrock in float64; the rest under -m slow.
+CI_FLOAT32 = {
+    ("quadratic_tree", "lbfgs"),
+    ("complex", "lbfgs"),
+    ("logistic", "lbfgs_options"),
+    ("rosenbrock", "lbfgs_backtracking"),
+    ("rosenbrock", "sgd_zoom"),
+    ("logistic", "sgd_backtracking"),
+}
+CI_FLOAT64 = {("rosenbrock", "lbfgs")}
+
+
+def _cross(in_ci):
+    return [
+        pytest.param(
+            p, c, id=f"{p}-{c}", marks=() if (p, c) in in_ci else pytest.mark.slow
+        )
+        for p, c in CROSS
+    ]
+
+
+@pytest.mark.parametrize("problem,config", _cross(CI_FLOAT32))
 def test_matches_optax_float32(problem, config):
     _cross_check(problem, config, jnp.float32)
 
 
-@pytest.mark.parametrize("problem,config", CROSS, ids=[f"{p}-{c}" for p, c in CROSS])
+@pytest.mark.parametrize("problem,config", _cross(CI_FLOAT64))
 def test_matches_optax_float64(problem, config, x64):
     _cross_check(problem, config, jnp.float64)
 

@@ -22,7 +22,12 @@ import jgd
 import jgd.train as T
 from tests import catalogue
 
-NAMES = sorted(catalogue.THROUGH_TRAIN)
+# The line searches compile for seconds: lbfgs with its zoom search runs in
+# CI, its other configurations (the same step function) under -m slow.
+NAMES = [
+    pytest.param(n, marks=pytest.mark.slow if "lbfgs" in n and n != "lbfgs" else ())
+    for n in sorted(catalogue.THROUGH_TRAIN)
+]
 
 
 def _params():

@@ -366,10 +366,15 @@ def test_make_step_passes_optax_extra_args_so_lbfgs_runs(x64):
             state, _ = step(state, b)
         p, s = params, opt.init(params)
         f = lambda q: loss(q, b)
-        for _ in range(4):
+
+        @jax.jit  # eager, the line search's while loop compiles on every call
+        def hand(p, s):
             v, g = jax.value_and_grad(f)(p)
             u, s = opt.update(g, s, p, value=v, grad=g, value_fn=f)
-            p = optax.apply_updates(p, u)
+            return optax.apply_updates(p, u), s
+
+        for _ in range(4):
+            p, s = hand(p, s)
     for k in p:
         np.testing.assert_allclose(state.params[k], p[k], rtol=1e-12, err_msg=k)
     assert float(loss(state.params, b)) < float(loss(params, b)) / 4

@@ -1,7 +1,7 @@
 """Issue 13's tables: hyperparameters that would give silent wrong results
 (NaN at step 1, an uphill step, a truncated moment) refused at construction,
-and the float16 difference of the adaptive optimizers. Checked by
-tests/test_errors.py (BAD_INPUT) and tests/test_safety.py."""
+and the float16 difference of the adaptive optimizers (Adam's relatives too).
+Checked by tests/test_errors.py (BAD_INPUT) and tests/test_safety.py."""
 
 from __future__ import annotations
 
@@ -177,11 +177,18 @@ BAD_INPUT: list = [
 KNOWN_DIFFERENCES: dict = {
     "float16 adaptive optimizers": (
         "scale_by_adam, scale_by_rms, scale_by_stddev and scale_by_rss (so adam, "
-        "adamw, rmsprop, adagrad) keep their moments of float16 leaves in float32, "
+        "adamw, nadam, rmsprop, adagrad), and Adam's relatives scale_by_amsgrad, "
+        "scale_by_adamax, scale_by_belief, scale_by_radam, scale_by_yogi, "
+        "scale_by_adan and scale_by_adadelta (so amsgrad, adamax, adamaxw, "
+        "adabelief, radam, yogi, adan, adadelta) keep their moments of float16 "
+        "leaves in float32 (adan's previous gradient stays float16, exact), "
         "compute in float32 and round the update back to float16 (saturating at "
-        "65504). optax computes in float16, where eps = 1e-8 is 0 and g**2 under- "
-        "or overflows: a zero gradient gives NaN, |g| > 256 gives inf (optax issue "
-        "#1754). bfloat16, float32 and float64 leaves are unchanged, bit for bit. "
+        "65504; jgd/transforms/lowp.py). optax computes in float16, where eps = "
+        "1e-8 is 0 and g**2 under- or overflows: a zero gradient gives NaN, "
+        "|g| > 256 gives inf or a zero step (optax issue #1754). bfloat16, float32 "
+        "and float64 leaves are unchanged, bit for bit. Still unsafe in float16 "
+        "(norms of a leaf overflow): lamb, lars, adafactor, fromage, novograd, "
+        "sm3 (tests/test_property.py FLOAT16_UNSAFE). "
         "tests/test_safety.py::test_float16_adaptive_optimizers_stay_finite."
     ),
     "hyperparameters valid in float32": (

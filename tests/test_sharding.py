@@ -13,7 +13,8 @@ run to rtol 1e-5 (see ``check_values``).
 
 XLA_FLAGS must be set before jax starts, so one subprocess
 (``python -m tests.test_sharding``) runs every case and prints the problems it
-found as JSON; each test below reads one entry.
+found as JSON; each test below reads one entry. CI runs the clip-then-adamw
+chain; adam and sgd run under ``-m slow``.
 """
 
 from __future__ import annotations
@@ -286,13 +287,14 @@ def run_case(scenario, opt_name, params, batch, expected):
     return results
 
 
-def main():
+def main(names):
     jax.config.update("jax_numpy_dtype_promotion", "strict")  # as in conftest.py
     jax.config.update("jax_numpy_rank_promotion", "raise")
     assert jax.device_count() == 8, jax.devices()
     params, batch = make_params(), make_batch()
     expected = {}  # one device, unsharded: the bare steps, and fit
-    for name, (make_opt, _) in OPTIMIZERS.items():
+    for name in names:
+        make_opt = OPTIMIZERS[name][0]
         fitted, _ = jgd.train.fit(
             loss_fn, params, make_opt(), batch, epochs=2, batch_size=16, progress=False
         )
@@ -300,7 +302,7 @@ def main():
     results = {
         f"{s}/{o}": run_case(s, o, params, batch, expected)
         for s in SCENARIOS
-        for o in OPTIMIZERS
+        for o in names
     }
     print(json.dumps(results))
 
@@ -310,8 +312,13 @@ def main():
 # --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def results():
+# CI runs the clip-then-adamw chain (two moments, a global norm, weight
+# decay) on every sharding; adam and sgd with momentum under -m slow.
+IN_CI = ("clip_adamw",)
+SLOW = tuple(o for o in OPTIMIZERS if o not in IN_CI)
+
+
+def _worker(names):
     # LLVM's optimisations double the compile times; sharding is decided before.
     flags = (
         "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
@@ -319,7 +326,7 @@ def results():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.test_sharding"],
+        [sys.executable, "-m", "tests.test_sharding", *names],
         cwd=Path(__file__).resolve().parents[1],
         env=env,
         capture_output=True,
@@ -332,23 +339,33 @@ def results():
     return json.loads(proc.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize(
-    "case,phase,check",
-    [
+@pytest.fixture(scope="module")
+def results():
+    return _worker(IN_CI)
+
+
+@pytest.fixture(scope="module")
+def results_slow():
+    return _worker(SLOW)
+
+
+def _grid(names):
+    return [
         (f"{s}/{o}", phase, check)
         for s in SCENARIOS
-        for o in OPTIMIZERS
+        for o in names
         for phase, checks in CHECKS.items()
         for check in checks
-    ],
-)
-def test_sharding(results, case, phase, check):
+    ]
+
+
+def _check(results, case, phase, check):
     r = results[case][phase]
     assert "error" not in r, f"{case} {phase}: {r.get('error')}"
     assert not r[check], f"{case} {phase} {check}:\n" + "\n".join(r[check])
 
 
-def test_no_warnings(results):
+def _no_warnings(results):
     found = [
         f"{case} {phase}: {w}"
         for case, phases in results.items()
@@ -358,5 +375,25 @@ def test_no_warnings(results):
     assert not found, "\n".join(found)
 
 
+@pytest.mark.parametrize("case,phase,check", _grid(IN_CI))
+def test_sharding(results, case, phase, check):
+    _check(results, case, phase, check)
+
+
+def test_no_warnings(results):
+    _no_warnings(results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case,phase,check", _grid(SLOW))
+def test_sharding_other_optimizers(results_slow, case, phase, check):
+    _check(results_slow, case, phase, check)
+
+
+@pytest.mark.slow
+def test_no_warnings_other_optimizers(results_slow):
+    _no_warnings(results_slow)
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -35,6 +35,7 @@ from jgd.train.layout import (
     make_layout,
     needs_leaves,
 )
+from jgd.transforms.nonfinite import LeafFlags
 
 __all__ = ["TrainState", "init", "make_step"]
 
@@ -248,7 +249,13 @@ def _loss_and_aux(name: str, out: Any, has_aux: bool) -> tuple[jax.Array, Any]:
     return loss, aux
 
 
-def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Callable:
+def step_fn(
+    loss_fn: Callable,
+    has_aux: bool,
+    name: str,
+    grad_norm: bool,
+    skip_nonfinite: bool = False,
+) -> Callable:
     """The step as a pure function ``(state, opt, batch, offsets) -> (state,
     metrics)`` of a state without its optimizer (``make_step`` compiles it,
     ``fit`` scans it)."""
@@ -261,6 +268,8 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
             return _loss_and_aux(name, loss_fn(p, batch), has_aux)
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+        # On the user's tree, before packing, so the record names its paths.
+        bad = _nonfinite_leaves(grads) if skip_nonfinite else None
         grads = layout.gather(grads, like=state.stored_params)
 
         def value_fn(stored):  # the loss at other params, in the stored form
@@ -275,11 +284,18 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
             grads, state.stored_opt_state, state.stored_params, **extra
         )
         new_params = apply_updates(state.stored_params, updates)
-        new_params, opt_state = layout.pin((new_params, opt_state))
-        new = TrainState(
-            new_params, opt_state, tree.safe_increment(state.step), None, layout
-        )
+        count = tree.safe_increment(state.step)
         metrics = {"loss": loss}
+        if bad is not None:  # a select, so a skipped step keeps every bit
+            ok = jnp.isfinite(loss) & ~jnp.any(bad.flags)
+            new_params, opt_state, count = jax.tree.map(
+                lambda n, o: jnp.where(ok, n, o),
+                (new_params, opt_state, count),
+                (state.stored_params, state.stored_opt_state, state.step),
+            )
+            metrics.update(skipped=~ok, nonfinite=bad)
+        new_params, opt_state = layout.pin((new_params, opt_state))
+        new = TrainState(new_params, opt_state, count, None, layout)
         if grad_norm:
             metrics["grad_norm"] = tree.global_norm(grads)
         if has_aux:
@@ -287,6 +303,13 @@ def step_fn(loss_fn: Callable, has_aux: bool, name: str, grad_norm: bool) -> Cal
         return new, metrics
 
     return step
+
+
+def _nonfinite_leaves(grads: Any) -> LeafFlags:
+    """Which leaves of the gradient hold a NaN or an Inf (``LeafFlags``: one
+    bool per leaf, the paths static, read by ``jgd.nonfinite_paths``)."""
+    flags = [~jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
+    return LeafFlags.of(flags, grads)
 
 
 def wants_obj_fn(opt: Any) -> bool:
@@ -313,6 +336,7 @@ def make_step(
     has_aux: bool = False,
     grad_norm: bool = False,
     donate: bool = True,
+    skip_nonfinite: bool = False,
 ) -> Callable:
     """A compiled training step ``(state, batch) -> (state, metrics)``.
 
@@ -322,6 +346,7 @@ def make_step(
                                         value=loss, grad=g, value_fn=f)
         params = params + u
         step = step + 1
+    (with ``skip_nonfinite``, all three only where loss and g are finite),
     where f(p) = loss_fn(p, batch): optax's extra arguments, for line searches
     (lbfgs) and methods that read the loss (polyak_sgd, momo). ``obj_fn=f``
     goes only to optimizers holding a jgd transform whose update names it
@@ -348,11 +373,20 @@ def make_step(
             step fails while running, the donated state is gone with it: keep
             a copy (``jax.tree.map(jnp.copy, state)``) or pass
             ``donate=False`` (twice the memory) where you must recover.
+        skip_nonfinite: skip a step whose loss or gradient holds a NaN or an
+            Inf: params, optimizer state and ``state.step`` stay as they were,
+            bit for bit (a select on the device: no host sync, no retry).
+            ``metrics["skipped"]`` says so (a bool scalar) and
+            ``metrics["nonfinite"]`` records which gradient leaves held one
+            (``jgd.nonfinite_paths(metrics)`` lists their paths). Default
+            False: the step then has no such check. For a limit on how many
+            steps in a row to skip, wrap the optimizer in
+            ``jgd.apply_if_finite`` instead.
 
     Returns:
         The jitted step (``step.lower(state, batch).compile()`` compiles it
-        ahead of time). ``metrics`` holds ``loss``, and ``grad_norm`` and
-        ``aux`` when asked for.
+        ahead of time). ``metrics`` holds ``loss``, and ``grad_norm``,
+        ``aux``, ``skipped`` and ``nonfinite`` when asked for.
 
     Raises:
         ValueError: (on the first call) the loss is not a scalar; a donated
@@ -374,7 +408,8 @@ def make_step(
             "jgd.train.make_step: the optimizer travels in the state; build it "
             "with jgd.train.init(params, opt) and call make_step(loss_fn)."
         )
-    return _Step(step_fn(loss_fn, has_aux, "jgd.train.make_step", grad_norm), donate)
+    name = "jgd.train.make_step"
+    return _Step(step_fn(loss_fn, has_aux, name, grad_norm, skip_nonfinite), donate)
 
 
 class _Step:

@@ -49,3 +49,34 @@ step = jgd.train.make_step(loss)
 x = jnp.linspace(-1.0, 1.0, 8)
 train_state, metrics = step(train_state, (x, 2.0 * x))
 train_state = train_state.replace(opt=train_state.opt.replace(learning_rate=1e-4))
+
+
+# optax's type names: annotations, and a transform built by hand.
+def make_optimizer(learning_rate: jgd.ScalarOrSchedule) -> jgd.GradientTransformation:
+    return jgd.chain(jgd.clip_by_global_norm(1.0), jgd.adam(learning_rate))
+
+
+def make_schedule(steps: int) -> jgd.Schedule:
+    return jgd.schedules.warmup_cosine_decay_schedule(0.0, 1e-3, 2, steps)
+
+
+def double_init(params: jgd.Params) -> jgd.OptState:
+    return ()
+
+
+def double_update(
+    updates: jgd.Updates, state: jgd.OptState, params: jgd.Params | None = None
+) -> tuple[jgd.Updates, jgd.OptState]:
+    return jax.tree.map(lambda g: 2.0 * g, updates), state
+
+
+init_fn: jgd.TransformInitFn = double_init
+update_fn: jgd.TransformUpdateFn = double_update
+double = jgd.GradientTransformation(init_fn, update_fn)
+custom: jgd.GradientTransformationExtraArgs = jgd.chain(
+    double, make_optimizer(make_schedule(10))
+)
+custom_state: jgd.OptState = custom.init(params)
+updates, custom_state = custom.update(grads, custom_state, params)
+double_state = jgd.train.init(params, double)
+double_state, metrics = step(double_state, (x, 2.0 * x))

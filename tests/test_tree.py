@@ -10,6 +10,7 @@ Edge cases: empty trees, None leaves where optax allows them, mixed dtypes.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import jax
@@ -63,6 +64,30 @@ def _check(call, *args, eager_ulp=0):
         theirs_jit = jax.jit(lambda *a: call(optax.tree, *a))(*args)
     _assert_same(call(tree, *args), theirs, "eager ", eager_ulp)
     _assert_same(jax.jit(lambda *a: call(tree, *a))(*args), theirs_jit, "jit ")
+
+
+@functools.cache
+def _all_at_once(kind, dtype):
+    """Every call of a table on ``kind``'s trees, eager and in one jitted
+    program per library (one compile for the table, not two per call: each
+    call's outputs are their own subgraph, so the numbers are the same as
+    compiled alone). Cached per kind and dtype; ``_checked`` reads one entry.
+    """
+    names, args = KINDS[kind](dtype)
+    with standard_promotion():
+        theirs = {n: CALLS[n](optax.tree, *args) for n in names}
+        theirs_jit = jax.jit(lambda *a: {n: CALLS[n](optax.tree, *a) for n in names})(
+            *args
+        )
+    ours = {n: CALLS[n](tree, *args) for n in names}
+    ours_jit = jax.jit(lambda *a: {n: CALLS[n](tree, *a) for n in names})(*args)
+    return ours, theirs, ours_jit, theirs_jit
+
+
+def _checked(kind, dtype, name, eager_ulp=0):
+    ours, theirs, ours_jit, theirs_jit = _all_at_once(kind, jnp.dtype(dtype).name)
+    _assert_same(ours[name], theirs[name], "eager ", eager_ulp)
+    _assert_same(ours_jit[name], theirs_jit[name], "jit ")
 
 
 def _same_dtype_f(x):
@@ -156,7 +181,7 @@ def test_matches_optax(name, dtype):
             theirs = call(optax.tree, x, y, z)
         assert call(tree, x, y, z) == theirs
         return
-    _check(call, x, y, z, eager_ulp=EAGER_ULP.get(name, 0))
+    _checked("real", dtype, name, eager_ulp=EAGER_ULP.get(name, 0))
 
 
 COMPLEX_CALLS = [
@@ -179,23 +204,51 @@ COMPLEX_CALLS = [
 @pytest.mark.parametrize("name", COMPLEX_CALLS)
 def test_complex_trees_match_optax(name, dtype):
     """Complex leaves: conjugates in vdot, |x|**2 in norm, real moments."""
+    _checked("complex", dtype, name)
+
+
+def _complex_trees(dtype):
     re, im, other = _trees(dtype)
     cdt = jnp.complex64 if dtype == jnp.float32 else jnp.complex128
     x = jax.tree.map(lambda a, b: jax.lax.complex(a, b).astype(cdt), re, im)
     y = jax.tree.map(lambda a, b: jax.lax.complex(b, a).astype(cdt), other, re)
-    _check(CALLS[name], x, y, None)
+    return x, y, None
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["sum", "max", "min", "norm", "norm_2_squared", "norm_1", "norm_inf", "vdot"],
-)
+INT_CALLS = [
+    "sum",
+    "max",
+    "min",
+    "norm",
+    "norm_2_squared",
+    "norm_1",
+    "norm_inf",
+    "vdot",
+]
+
+
+@pytest.mark.parametrize("name", INT_CALLS)
 def test_int_trees_match_optax(name):
     """int leaves: sums stay int, norms with a root (and max, min, whose
     initial value is a float infinity) become float."""
-    x, y, _ = _trees(jnp.float32)
+    _checked("int", jnp.float32, name)
+
+
+def _int_trees(dtype):
+    x, y, _ = _trees(dtype)
     ints = [jax.tree.map(lambda a: (10 * a).astype(jnp.int32), t) for t in (x, y)]
-    _check(CALLS[name], *ints, None)
+    return (*ints, None)
+
+
+# kind -> dtype name -> (the calls, their arguments)
+KINDS = {
+    "real": lambda d: (
+        [n for n in CALLS if n not in EAGER_ONLY],
+        tuple(_trees(jnp.dtype(d))),
+    ),
+    "complex": lambda d: (COMPLEX_CALLS, _complex_trees(jnp.dtype(d))),
+    "int": lambda d: (INT_CALLS, _int_trees(jnp.dtype(d))),
+}
 
 
 # --------------------------------------------------------------------------

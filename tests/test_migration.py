@@ -8,15 +8,16 @@ rtol 1e-6. Both sides run under JAX's default settings (standard dtype
 promotion, rank promotion allowed), which user code and flax's and equinox's
 layers are written for.
 
-Not covered yet, because jgd lacks the names (see the report of issue 11):
-``multi_transform``, ``MultiSteps``, ``inject_hyperparams``,
-``apply_if_finite``, and the type names ``GradientTransformation``,
-``OptState``, ``Params``, ``Updates`` that user annotations evaluate.
+User code that builds its own ``optax.GradientTransformation(init, update)``
+and annotates with optax's type names (``Params``, ``OptState``, ...) runs
+with jgd's twins of them.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -372,6 +373,268 @@ def contrib_schedule_free_adamw(optax):
     params, opt_state, losses = _fit(optax, optimizer, _mse, _linear_params())
     eval_params = optax.contrib.schedule_free_eval_params(opt_state, params)
     return params, eval_params, losses
+
+
+# --------------------------------------------------------------------------
+# Combinators: partitions, accumulation, injected hyperparameters, guards.
+# --------------------------------------------------------------------------
+
+
+def _mlp_params():
+    """A flax linen-style params dict (``model.init(...)["params"]``)."""
+    k0, k1 = jax.random.split(jax.random.key(5))
+    return {
+        "Dense_0": {"kernel": jax.random.normal(k0, (4, 8)), "bias": jnp.zeros(8)},
+        "Dense_1": {"kernel": jax.random.normal(k1, (8, 3)), "bias": jnp.zeros(3)},
+    }
+
+
+def _mlp_loss(params, x, labels):
+    h = jax.nn.relu(x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"])
+    logits = h @ params["Dense_1"]["kernel"] + params["Dense_1"]["bias"]
+    return jnp.mean(
+        jax.vmap(lambda lg, y: jax.nn.logsumexp(lg) - lg[y])(logits, labels)
+    )
+
+
+@snippet
+def multi_transform_label_fn_on_flax_params(optax):
+    def map_nested_fn(fn):
+        """Recursively apply `fn` to key-value pairs of a nested dict."""
+
+        def map_fn(nested_dict):
+            return {
+                k: (map_fn(v) if isinstance(v, dict) else fn(k, v))
+                for k, v in nested_dict.items()
+            }
+
+        return map_fn
+
+    label_fn = map_nested_fn(lambda k, _: k)
+    tx = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.multi_transform(
+            {"kernel": optax.adamw(1e-2, weight_decay=1e-3), "bias": optax.sgd(1e-2)},
+            label_fn,
+        ),
+    )
+    params = _mlp_params()
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(_mlp_loss)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    x, y = _data()
+    losses = []
+    for _ in range(3):
+        params, opt_state, loss = step(params, opt_state, x, y)
+        losses.append(loss)
+    return params, opt_state, losses
+
+
+@snippet
+def multi_steps_gradient_accumulation(optax):
+    # optax's gradient accumulation guide: k micro-batches per update.
+    opt = optax.MultiSteps(optax.adam(1e-2), every_k_schedule=4)
+    tx = opt.gradient_transformation()
+    params = _linear_params()
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(_mse)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    x, labels = _data()
+    y = jax.nn.one_hot(labels % 2, 2)
+    losses, updated = [], []
+    for i in range(8):
+        micro = slice(4 * (i % 4), 4 * (i % 4) + 4)
+        params, opt_state, loss = step(params, opt_state, x[micro], y[micro])
+        losses.append(loss)
+        updated.append(opt.has_updated(opt_state))
+    assert [bool(u) for u in updated] == [False, False, False, True] * 2
+    return params, opt_state, losses
+
+
+@snippet
+def inject_hyperparams_learning_rate_changed_between_steps(optax):
+    optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2, b1=0.9)
+    params = _linear_params()
+    opt_state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(_mse)(params, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    x, labels = _data()
+    y = jax.nn.one_hot(labels % 2, 2)
+    losses = []
+    for i in range(4):
+        if i == 2:  # a manual decay, as a training loop does at an epoch's end
+            opt_state.hyperparams["learning_rate"] = 1e-3
+        params, opt_state, loss = step(params, opt_state, x, y)
+        losses.append(loss)
+    return params, opt_state, losses, opt_state.hyperparams["learning_rate"]
+
+
+@snippet
+def apply_if_finite_skips_a_nan_gradient(optax):
+    optimizer = optax.apply_if_finite(optax.adam(1e-2), max_consecutive_errors=2)
+    params = _linear_params()
+    opt_state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y, poison):
+        grads = jax.grad(_mse)(params, x, y)
+        grads = {**grads, "b": grads["b"] * poison}  # a NaN batch, as fp16 gives
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    x, labels = _data()
+    y = jax.nn.one_hot(labels % 2, 2)
+    history = []
+    for poison in [1.0, jnp.nan, 1.0, 1.0]:
+        params, opt_state = step(params, opt_state, x, y, poison)
+        history.append((params, opt_state.notfinite_count, opt_state.last_finite))
+    assert int(opt_state.total_notfinite) == 1
+    # optax's four fields by name: jgd's state adds notfinite_leaves
+    # (KNOWN_DIFFERENCES in tests/catalogue/accumulate.py).
+    fields = ("notfinite_count", "last_finite", "total_notfinite", "inner_state")
+    return history, [getattr(opt_state, f) for f in fields]
+
+
+@snippet
+def reduce_on_plateau_after_adam(optax):
+    optimizer = optax.chain(
+        optax.adam(1.0),  # too large: the loss turns up at step 5
+        optax.contrib.reduce_on_plateau(factor=0.5, patience=1),
+    )
+    params = _linear_params()
+    opt_state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(_mse)(params, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    x, labels = _data()
+    y = jax.nn.one_hot(labels % 2, 2)
+    losses, scales = [], []
+    for _ in range(6):
+        params, opt_state, loss = step(params, opt_state, x, y)
+        losses.append(loss)
+        scales.append(optax.tree.get(opt_state, "scale"))
+    assert float(scales[-1]) < 1.0  # the learning rate was cut
+    return params, opt_state, losses, scales
+
+
+# --------------------------------------------------------------------------
+# Transforms built by hand, and optax's type names in annotations.
+# --------------------------------------------------------------------------
+
+
+class _MomentumState(NamedTuple):
+    count: jax.Array
+    trace: Any
+
+
+@snippet
+def hand_built_gradient_transformation_in_chain(optax):
+    def my_momentum(decay: float) -> optax.GradientTransformation:
+        def init_fn(params):
+            zeros = jax.tree.map(jnp.zeros_like, params)
+            return _MomentumState(count=jnp.zeros([], jnp.int32), trace=zeros)
+
+        def update_fn(updates, state, params=None):
+            trace = jax.tree.map(lambda g, t: g + decay * t, updates, state.trace)
+            return trace, _MomentumState(count=state.count + 1, trace=trace)
+
+        return optax.GradientTransformation(init_fn, update_fn)
+
+    def damp_by_loss() -> optax.GradientTransformationExtraArgs:
+        def update_fn(updates, state, params=None, *, value, **extra_args):
+            del extra_args
+            return jax.tree.map(lambda u: u / (1.0 + value), updates), state
+
+        return optax.GradientTransformationExtraArgs(
+            lambda params: optax.EmptyState(), update_fn
+        )
+
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        my_momentum(0.9),
+        damp_by_loss(),
+        optax.scale_by_learning_rate(1e-2),
+    )
+    params = _linear_params()
+    opt_state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(_mse)(params, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    x, labels = _data()
+    y = jax.nn.one_hot(labels % 2, 2)
+    losses = []
+    for _ in range(3):
+        params, opt_state, loss = step(params, opt_state, x, y)
+        losses.append(loss)
+    return params, opt_state, losses
+
+
+@snippet
+def annotated_with_optax_type_names(optax):
+    def make_optimizer(
+        learning_rate: optax.ScalarOrSchedule,
+    ) -> optax.GradientTransformation:
+        return optax.chain(optax.clip(1.0), optax.sgd(learning_rate, momentum=0.9))
+
+    def make_schedule(steps: int) -> optax.Schedule:
+        return optax.cosine_decay_schedule(1e-2, steps)
+
+    def train_step(
+        optimizer: optax.GradientTransformation,
+        params: optax.Params,
+        opt_state: optax.OptState,
+        grads: optax.Updates,
+    ) -> tuple[optax.Params, optax.OptState]:
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    hooks: dict[str, Any] = {
+        "init": optax.TransformInitFn,
+        "update": optax.TransformUpdateFn,
+        "update_extra": optax.TransformUpdateExtraArgsFn,
+    }
+    # What user code without `from __future__ import annotations` evaluates
+    # at definition time (this file has it, so the strings are evaluated here).
+    for fn in (make_optimizer, make_schedule, train_step):
+        inspect.get_annotations(fn, locals={"optax": optax}, eval_str=True)
+    assert all(callable(h) for h in hooks.values())
+
+    optimizer = make_optimizer(make_schedule(10))
+    params = _linear_params()
+    opt_state = optimizer.init(params)
+    x, labels = _data()
+    y = jax.nn.one_hot(labels % 2, 2)
+
+    @jax.jit
+    def step(params, opt_state):
+        return train_step(optimizer, params, opt_state, jax.grad(_mse)(params, x, y))
+
+    for _ in range(3):
+        params, opt_state = step(params, opt_state)
+    return params, opt_state
 
 
 # --------------------------------------------------------------------------

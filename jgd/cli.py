@@ -155,9 +155,10 @@ def _default_outputs(command: str, args: list[str]) -> dict[str, tuple[str, str]
         quick = "--quick" in args
         preset = "quick" if quick else _option(args, "--preset") or "full"
         if preset == "full":
-            from jgd.bench.cli import RESULTS
-
-            return {"the results directory": (str(RESULTS), "dir")}
+            # loaded by name on use, as every subcommand (the library never
+            # imports the benchmark)
+            results = importlib.import_module("jgd.bench.cli").RESULTS
+            return {"the results directory": (str(results), "dir")}
         return {"the temporary directory": (tempfile.gettempdir(), "dir")}
     return {}
 

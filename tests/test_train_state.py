@@ -218,7 +218,13 @@ def test_wrappers_pack_when_what_they_wrap_does():
     assert not isinstance(packed.layout, T.PerLeaf)
     leaves = _steps(opt, flat=False)
     for k in leaves.params:
-        np.testing.assert_allclose(packed.params[k], leaves.params[k], rtol=1e-6)
+        # The clip's global norm sums the bucket in another order than the
+        # leaves (an ulp apart, jax 0.5.3's XLA more than the newest); Adam
+        # carries that into its 1e-2 steps at ~1e-8, which a param near zero
+        # would read as a large relative error: atol is set by the step size.
+        np.testing.assert_allclose(
+            packed.params[k], leaves.params[k], rtol=1e-6, atol=1e-7
+        )
     inner = jgd.with_extra_args_support(jgd.lamb(1e-2))
     with pytest.raises(ValueError, match=r"ScaleByTrustRatio needs leaf boundaries"):
         T.init(_params(), jgd.named_chain(("lamb", inner)), flat=True)

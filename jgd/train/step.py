@@ -269,7 +269,7 @@ def step_fn(
 
         (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         # On the user's tree, before packing, so the record names its paths.
-        bad = _nonfinite_leaves(grads) if skip_nonfinite else None
+        bad = LeafFlags.nonfinite(grads) if skip_nonfinite else None
         grads = layout.gather(grads, like=state.stored_params)
 
         def value_fn(stored):  # the loss at other params, in the stored form
@@ -303,13 +303,6 @@ def step_fn(
         return new, metrics
 
     return step
-
-
-def _nonfinite_leaves(grads: Any) -> LeafFlags:
-    """Which leaves of the gradient hold a NaN or an Inf (``LeafFlags``: one
-    bool per leaf, the paths static, read by ``jgd.nonfinite_paths``)."""
-    flags = [~jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
-    return LeafFlags.of(flags, grads)
 
 
 def wants_obj_fn(opt: Any) -> bool:

@@ -315,7 +315,7 @@ class MultiSteps(Transform):
 
         def run(_):
             u, s = self.opt.update(acc, state.inner_opt_state, params, **extra_args)
-            return u, _like(s, state.inner_opt_state)
+            return u, tree.cast_like(s, state.inner_opt_state)
 
         if self._single() and self.should_skip_update_fn is None:
             final, inner = run(None)
@@ -352,14 +352,6 @@ class MultiSteps(Transform):
         if self.use_grad_mean:
             return a + (g - a) / (n + 1).astype(a.dtype)
         return g + a
-
-
-def _like(new: Any, old: Any) -> Any:
-    """``new`` in ``old``'s dtypes, so both branches of a ``lax.cond`` agree
-    (optax casts the inner state the same way)."""
-    return jax.tree.map(
-        lambda n, o: jnp.asarray(n, o.dtype) if hasattr(o, "dtype") else n, new, old
-    )
 
 
 # --------------------------------------------------------------------------

@@ -61,6 +61,13 @@ class LeafFlags:
         flags = jnp.stack(values) if values else jnp.zeros((0,), bool)
         return cls(flags, paths)
 
+    @classmethod
+    def nonfinite(cls, tree_: Any) -> LeafFlags:
+        """Which leaves of ``tree_`` hold a NaN or an Inf."""
+        return cls.of(
+            [~jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree_)], tree_
+        )
+
     def names(self) -> list[str]:
         """The paths whose flag is True (concrete values only, not under jit)."""
         return [p for p, f in zip(self.paths, np.asarray(self.flags)) if f]
@@ -171,8 +178,7 @@ class ApplyIfFinite(Transform):
                 f"{owner_name(self)}: state must be the ApplyIfFiniteState returned "
                 f"by init; got {type(state).__name__}."
             )
-        bad = [~jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(updates)]
-        where = LeafFlags.of(bad, updates)
+        where = LeafFlags.nonfinite(updates)
         old = state.notfinite_leaves
         if where.paths != old.paths:
             _mismatch(owner_name(self), where.paths, old.paths)
@@ -183,7 +189,7 @@ class ApplyIfFinite(Transform):
 
         def run(_):
             u, s = self.inner.update(updates, state.inner_state, params, **extra_args)
-            return u, _like(s, state.inner_state)
+            return u, tree.cast_like(s, state.inner_state)  # both branches agree
 
         shapes = jax.eval_shape(run, None)[0]
 
@@ -217,13 +223,6 @@ def _mismatch(name: str, got: tuple[str, ...], want: tuple[str, ...]) -> None:
         f"{name}: the updates tree does not match the params tree given to init; "
         f"first difference at leaf {first}: updates have {at(got) or '<root>'}, "
         f"params have {at(want) or '<root>'}."
-    )
-
-
-def _like(new: Any, old: Any) -> Any:
-    """``new`` in ``old``'s dtypes, so both branches of a ``lax.cond`` agree."""
-    return jax.tree.map(
-        lambda n, o: jnp.asarray(n, o.dtype) if hasattr(o, "dtype") else n, new, old
     )
 
 

@@ -33,7 +33,9 @@ def cast_like(tree: Any, other_tree: Any) -> Any:
     Matches: optax.tree.cast_like(tree, other_tree).
     """
     return jax.tree.map(
-        lambda t, o: t.astype(o.dtype) if hasattr(o, "dtype") else t, tree, other_tree
+        lambda t, o: jnp.asarray(t, o.dtype) if hasattr(o, "dtype") else t,
+        tree,
+        other_tree,
     )
 
 

@@ -21,6 +21,11 @@ from jgd import bench, cli
 from jgd.bench.goals import DEFAULT_GOALS
 from jgd.bench.workloads import count
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("bench")
+
+
 CELLS = {"mlp-tiny": ("adam",)}
 
 

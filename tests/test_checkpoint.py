@@ -41,6 +41,11 @@ import jgd.checkpoint
 import jgd.train
 from tests import checkpoint_worker as worker
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("checkpoint")
+
+
 ROOT = Path(__file__).resolve().parents[1]
 K = 3  # steps before the interruption, and after it
 

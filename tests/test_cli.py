@@ -45,6 +45,7 @@ def test_unknown_command_is_a_usage_error(capsys):
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
+@pytest.mark.xdist_group("quick_demo")  # the run test_demo.py reads too
 def test_quick_demo_states_learning_rates_and_cache_and_is_quick():
     run = quick_demo()
     assert run.code == 0, run.stderr

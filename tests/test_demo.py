@@ -20,6 +20,10 @@ import pytest
 
 from jgd import cli, demo
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("quick_demo")
+
 
 class QuickDemo(NamedTuple):
     code: int

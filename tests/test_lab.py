@@ -40,6 +40,11 @@ from jgd.lab import (
 )
 from jgd.lab.runs import _longest_run
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("lab")
+
+
 # --------------------------------------------------------------------------
 # Test functions.
 # --------------------------------------------------------------------------

@@ -36,6 +36,11 @@ from jax.sharding import PartitionSpec as P
 import jgd
 import jgd.train
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("sharding")
+
+
 ALL = ("data", "model")  # FSDP: one axis over all 8 devices of the (2, 4) mesh
 # name: (mesh shape, mesh axes, specs by leaf name; a leaf not named is
 # replicated). The batch is sharded over "data" on its first axis.

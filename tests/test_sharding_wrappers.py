@@ -44,6 +44,11 @@ from tests.test_sharding import (
     user_shardings,
 )
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("sharding_wrappers")
+
+
 SCENARIO = "fsdp"
 # 4 steps: MultiSteps (k = 2) runs its inner twice, so lookahead syncs once.
 STEPS = 4

@@ -16,6 +16,10 @@ import pytest
 import jgd
 import jgd.train
 
+# Its tests share module fixtures that run for seconds: one xdist worker
+# runs them all (--dist loadgroup), so the fixtures run once.
+pytestmark = pytest.mark.xdist_group("train_skip")
+
 
 def loss(p, batch):
     """Each param pulled to its own target: a NaN in one target makes the loss

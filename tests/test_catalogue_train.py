@@ -22,10 +22,38 @@ import jgd
 import jgd.train as T
 from tests import catalogue
 
-# The line searches compile for seconds: lbfgs with its zoom search runs in
-# CI, its other configurations (the same step function) under -m slow.
+# CI's short version: what make_step must treat apart (per-leaf methods, kept
+# leaf by leaf; wrappers; methods given the loss, its gradient or a line
+# search; keys and schedule-free state) and two element-wise ones; the other
+# element-wise Adam and sign relatives go into the same packed buckets as
+# those, and run under -m slow with lbfgs's other configurations (the line
+# searches compile for seconds).
+ELEMENTWISE_SLOW = {
+    "adadelta",
+    "adamax",
+    "adamaxw",
+    "adan",
+    "amsgrad",
+    "contrib.ademamix",
+    "contrib.adopt",
+    "contrib.cocob",
+    "contrib.simplified_ademamix",
+    "lion",
+    "nadam",
+    "nadamw",
+    "optimistic_adam_v2",
+    "radam",
+    "sign_sgd",
+    "signum",
+    "yogi",
+}
 NAMES = [
-    pytest.param(n, marks=pytest.mark.slow if "lbfgs" in n and n != "lbfgs" else ())
+    pytest.param(
+        n,
+        marks=pytest.mark.slow
+        if n in ELEMENTWISE_SLOW or ("lbfgs" in n and n != "lbfgs")
+        else (),
+    )
     for n in sorted(catalogue.THROUGH_TRAIN)
 ]
 

@@ -173,12 +173,34 @@ def _cross_check(name, dtype):
         assert a.dtype == b.dtype
 
 
-@pytest.mark.parametrize("name", sorted(EXTRA_CASES))
+# CI runs, as tests/test_vs_optax.py does for the catalogue, each method with
+# its defaults and a scheduled learning rate (momo reads it inside its own
+# math) in float32; the flag variants and float64 (the goldens below are
+# float64) run with ``-m slow``.
+IN_CI = {
+    "momo",
+    "momo_schedule",
+    "momo_adam",
+    "momo_adam_schedule",
+    "sophia",
+    "sophia_optax_estimator",
+    "hutchinson_estimator_diag_hessian",
+}
+
+
+def _extra_params(in_ci):
+    return [
+        pytest.param(n, marks=() if in_ci(n) else pytest.mark.slow)
+        for n in sorted(EXTRA_CASES)
+    ]
+
+
+@pytest.mark.parametrize("name", _extra_params(lambda n: n in IN_CI))
 def test_extra_args_match_optax_float32(name):
     _cross_check(name, jnp.float32)
 
 
-@pytest.mark.parametrize("name", sorted(EXTRA_CASES))
+@pytest.mark.parametrize("name", _extra_params(lambda n: False))
 def test_extra_args_match_optax_float64(name, x64):
     _cross_check(name, jnp.float64)
 

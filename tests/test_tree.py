@@ -21,7 +21,7 @@ import pytest
 
 import jgd
 from jgd import tree
-from tests.helpers import random_tree, standard_promotion
+from tests.helpers import TREE_SHAPES, random_tree, standard_promotion
 
 DTYPES = ["float32", "float64"]
 
@@ -33,8 +33,14 @@ def dtype(request):
         yield jnp.dtype(request.param)
 
 
-def _trees(dtype, n=3):
-    return [random_tree(jax.random.key(i), dtype) for i in range(n)]
+# Eager calls compile one small program per operation and leaf shape, so the
+# eager comparison runs on fewer shapes (a scalar, a vector, a zero-size leaf;
+# the same Python over leaves as under jit, which gets the whole tree).
+EAGER_SHAPES = {"scalar": (), "layers": [(0,)], "head": {"v": (7,)}}
+
+
+def _trees(dtype, n=3, shapes=TREE_SHAPES):
+    return [random_tree(jax.random.key(i), dtype, shapes) for i in range(n)]
 
 
 def _assert_same(ours, theirs, where="", ulp=0):
@@ -68,18 +74,20 @@ def _check(call, *args, eager_ulp=0):
 
 @functools.cache
 def _all_at_once(kind, dtype):
-    """Every call of a table on ``kind``'s trees, eager and in one jitted
-    program per library (one compile for the table, not two per call: each
-    call's outputs are their own subgraph, so the numbers are the same as
-    compiled alone). Cached per kind and dtype; ``_checked`` reads one entry.
+    """Every call of a table on ``kind``'s trees in one jitted program per
+    library (one compile for the table, not two per call: each call's outputs
+    are their own subgraph, so the numbers are the same as compiled alone),
+    and eager on the ``EAGER_SHAPES`` trees. Cached per kind and dtype;
+    ``_checked`` reads one entry.
     """
-    names, args = KINDS[kind](dtype)
+    names, args = KINDS[kind](dtype, TREE_SHAPES)
+    _, eager_args = KINDS[kind](dtype, EAGER_SHAPES)
     with standard_promotion():
-        theirs = {n: CALLS[n](optax.tree, *args) for n in names}
+        theirs = {n: CALLS[n](optax.tree, *eager_args) for n in names}
         theirs_jit = jax.jit(lambda *a: {n: CALLS[n](optax.tree, *a) for n in names})(
             *args
         )
-    ours = {n: CALLS[n](tree, *args) for n in names}
+    ours = {n: CALLS[n](tree, *eager_args) for n in names}
     ours_jit = jax.jit(lambda *a: {n: CALLS[n](tree, *a) for n in names})(*args)
     return ours, theirs, ours_jit, theirs_jit
 
@@ -207,8 +215,8 @@ def test_complex_trees_match_optax(name, dtype):
     _checked("complex", dtype, name)
 
 
-def _complex_trees(dtype):
-    re, im, other = _trees(dtype)
+def _complex_trees(dtype, shapes):
+    re, im, other = _trees(dtype, shapes=shapes)
     cdt = jnp.complex64 if dtype == jnp.float32 else jnp.complex128
     x = jax.tree.map(lambda a, b: jax.lax.complex(a, b).astype(cdt), re, im)
     y = jax.tree.map(lambda a, b: jax.lax.complex(b, a).astype(cdt), other, re)
@@ -234,20 +242,20 @@ def test_int_trees_match_optax(name):
     _checked("int", jnp.float32, name)
 
 
-def _int_trees(dtype):
-    x, y, _ = _trees(dtype)
+def _int_trees(dtype, shapes):
+    x, y, _ = _trees(dtype, shapes=shapes)
     ints = [jax.tree.map(lambda a: (10 * a).astype(jnp.int32), t) for t in (x, y)]
     return (*ints, None)
 
 
 # kind -> dtype name -> (the calls, their arguments)
 KINDS = {
-    "real": lambda d: (
+    "real": lambda d, shapes: (
         [n for n in CALLS if n not in EAGER_ONLY],
-        tuple(_trees(jnp.dtype(d))),
+        tuple(_trees(jnp.dtype(d), shapes=shapes)),
     ),
-    "complex": lambda d: (COMPLEX_CALLS, _complex_trees(jnp.dtype(d))),
-    "int": lambda d: (INT_CALLS, _int_trees(jnp.dtype(d))),
+    "complex": lambda d, shapes: (COMPLEX_CALLS, _complex_trees(jnp.dtype(d), shapes)),
+    "int": lambda d, shapes: (INT_CALLS, _int_trees(jnp.dtype(d), shapes)),
 }
 
 

@@ -176,11 +176,11 @@ GOLDEN = {
         lambda: jgd.nadamw(0.1, weight_decay=0.5),
         lambda: _nadam_ref(0.1, wd=0.5),
     ),
-    # threshold 1.5: the first step (ro = 1) is momentum SGD, the second
-    # (ro = 1.995) is rectified.
+    # ro < 2 at step 2 for every b2, so both steps are momentum SGD;
+    # test_radam_rectifies_once_ro_reaches_the_threshold runs the rectified ones.
     "radam": (
-        lambda: jgd.radam(0.1, b2=0.99, threshold=1.5),
-        lambda: _radam_ref(0.1, 0.9, 0.99, 1e-8, 1.5),
+        lambda: jgd.radam(0.1, b2=0.99, threshold=4.0),
+        lambda: _radam_ref(0.1, 0.9, 0.99, 1e-8, 4.0),
     ),
     "amsgrad": (lambda: jgd.amsgrad(0.1), lambda: _amsgrad_ref(0.1)),
     "adamax": (lambda: jgd.adamax(0.1), lambda: _adamax_ref(0.1)),
@@ -208,6 +208,50 @@ def test_golden_two_steps(name, x64):
     make, reference = GOLDEN[name]
     for t, (got, want) in enumerate(zip(_jgd_params(make()), reference())):
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{name} step {t}")
+
+
+def test_radam_rectifies_once_ro_reaches_the_threshold(x64):
+    """Eight steps with b2 = 0.9: ro = 1, 1.95, 2.86, 3.74, 4.58, ... so steps
+    1-4 are momentum SGD and 5-8 rectified, against Algorithm 2 in NumPy.
+    KNOWN_DIFFERENCES['radam threshold below 4']: optax accepts threshold 3
+    and its params turn NaN at the fourth step (2 < ro < 4); jgd refuses it."""
+    grads = [np.array([0.3, -2.0]) * (-0.7) ** k for k in range(8)]
+    b1, b2, lr, eps = 0.9, 0.9, 0.1, 1e-8
+    ro_inf = 2 / (1 - b2) - 1
+    p, m, v, want = P0.copy(), 0.0, 0.0, []
+    for t, g in enumerate(grads, start=1):
+        m, v = _adam_moments(m, v, g, b1, b2)
+        ro = ro_inf - 2 * t * b2**t / (1 - b2**t)
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        assert (ro >= 4) == (t >= 5)
+        if ro >= 4:
+            r = np.sqrt(
+                (ro - 4) * (ro - 2) * ro_inf / ((ro_inf - 4) * (ro_inf - 2) * ro)
+            )
+            p = p - lr * r * m_hat / (np.sqrt(v_hat) + eps)
+        else:
+            p = p - lr * m_hat
+        want.append(p.copy())
+    opt = jgd.radam(lr, b1=b1, b2=b2, threshold=4.0)
+    q = jnp.asarray(P0)
+    state = opt.init(q)
+    for t, (g, w) in enumerate(zip(grads, want), start=1):
+        u, state = opt.update(jnp.asarray(g), state, q)
+        q = jgd.apply_updates(q, u)
+        np.testing.assert_allclose(q, w, rtol=1e-12, err_msg=f"step {t}")
+
+    theirs = optax.radam(lr, b2=0.99, threshold=3.0)
+    q = jnp.asarray(P0)
+    state = theirs.init(q)
+    finite = []
+    with standard_promotion():
+        for g in grads[:4]:
+            u, state = theirs.update(jnp.asarray(g), state, q)
+            q = optax.apply_updates(q, u)
+            finite.append(bool(jnp.all(jnp.isfinite(q))))
+    assert finite == [True, True, True, False]
+    with pytest.raises(ValueError, match="threshold must be finite and >= 4"):
+        jgd.radam(lr, b2=0.99, threshold=3.0)
 
 
 def test_adadelta_default_descends_as_the_paper(x64):
@@ -265,9 +309,9 @@ COMPLEX = {
         lambda: jgd.nadamw(0.1, weight_decay=0.1),
         lambda: optax.nadamw(0.1, weight_decay=0.1),
     ),
-    "radam": (
-        lambda: jgd.radam(0.1, b2=0.99, threshold=3.0),
-        lambda: optax.radam(0.1, b2=0.99, threshold=3.0),
+    "radam": (  # steps 5-8 of the 8 rectified (ro = 4.96 at step 5)
+        lambda: jgd.radam(0.1, b2=0.99, threshold=4.0),
+        lambda: optax.radam(0.1, b2=0.99, threshold=4.0),
     ),
     "amsgrad": (lambda: jgd.amsgrad(0.1), lambda: optax.amsgrad(0.1)),
     "adamax": (lambda: jgd.adamax(0.1), lambda: optax.adamax(0.1)),

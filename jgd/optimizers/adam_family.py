@@ -154,7 +154,7 @@ class Radam(_Descent):
         learning_rate: float >= 0 or a schedule.
         b1, b2: in [0, 1), defaults 0.9 and 0.999.
         eps, eps_root: >= 0, defaults 1e-8 and 0.
-        threshold: finite, default 5.
+        threshold: finite, >= 4 (see ``scale_by_radam``), default 5.
         nesterov: Dozat's Nesterov form (static, keyword-only).
 
     Example:

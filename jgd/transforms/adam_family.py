@@ -369,8 +369,10 @@ class ScaleByRadam(Transform):
         b2: second-moment decay in [0, 1), default 0.999.
         eps: >= 0, default 1e-8, added outside the root.
         eps_root: >= 0, default 0, added inside the root.
-        threshold: finite; the rectified step is taken once ``ro`` reaches it,
-            default 5 (the paper's 4 plus a margin, as optax).
+        threshold: finite, >= 4; the rectified step is taken once ``ro``
+            reaches it, default 5 (the paper's 4 plus a margin, as optax).
+            Below 4, r is the root of a negative number for 2 < ro < 4 (NaN)
+            and meaningless below 2, so jgd refuses what optax accepts.
         nesterov: Dozat's Nesterov form (static, keyword-only).
 
     References: Liu et al., "On the Variance of the Adaptive Learning Rate and
@@ -395,7 +397,9 @@ class ScaleByRadam(Transform):
     def check(self):
         _check_decay(self, b1=self.b1, b2=self.b2)
         _check_nonneg(self, eps=self.eps, eps_root=self.eps_root)
-        check_number(self, "threshold", self.threshold)
+        # r's root is of a negative number for 2 < ro < 4 (NaN params from
+        # then on) and meaningless below 2; optax accepts any threshold.
+        check_number(self, "threshold", self.threshold, 4)
 
     def init(self, params: Any) -> Any:
         zeros = _moment_like(params)

@@ -61,15 +61,17 @@ CASES: dict = {
         ),
     ),
     "radam": _pair("radam"),
-    # b2 = 0.99: ro is about t early on (1, 2.0, 2.99, 3.97, ...), so the
-    # first three steps take momentum SGD and the rectified steps follow.
+    # b2 = 0.99: ro is about t early on (1, 2.0, 2.99, 3.97, 4.96, ...), so
+    # the first four steps take momentum SGD and the rectified steps follow.
+    # (With threshold 3, step 4's rectifier was NaN, in optax too, and the
+    # other 46 steps compared NaN with NaN.)
     "radam_flags": _pair(
         "radam",
         b1=0.8,
         b2=0.99,
         eps=1e-6,
         eps_root=1e-8,
-        threshold=3.0,
+        threshold=4.0,
         nesterov=True,
     ),
     "amsgrad": _pair("amsgrad"),
@@ -239,7 +241,18 @@ BAD_INPUT: list = [
     (
         lambda: jgd.radam(0.1, threshold=math.inf),
         ValueError,
-        "jgd.radam: threshold must be finite; got inf.",
+        "jgd.radam: threshold must be finite and >= 4; got inf.",
+    ),
+    (
+        # KNOWN_DIFFERENCES['radam threshold below 4']
+        lambda: jgd.radam(0.1, threshold=3.0),
+        ValueError,
+        "jgd.radam: threshold must be finite and >= 4; got 3.0.",
+    ),
+    (
+        lambda: jgd.scale_by_radam(threshold=1.5),
+        ValueError,
+        "jgd.scale_by_radam: threshold must be finite and >= 4; got 1.5.",
     ),
     (
         lambda: jgd.radam(0.1, b2=1.0),
@@ -383,7 +396,7 @@ BAD_INPUT: list = [
 THROUGH_TRAIN: dict = {
     "nadam": lambda: jgd.nadam(0.01),
     "nadamw": lambda: jgd.nadamw(0.01, weight_decay=0.1, mask=decay_mask),
-    "radam": lambda: jgd.radam(0.01, b2=0.99, threshold=3.0, nesterov=True),
+    "radam": lambda: jgd.radam(0.01, b2=0.99, threshold=4.0, nesterov=True),
     "amsgrad": lambda: jgd.amsgrad(0.01),
     "adamax": lambda: jgd.adamax(0.01),
     "adamaxw": lambda: jgd.adamaxw(0.01, weight_decay=0.1),
@@ -395,6 +408,16 @@ THROUGH_TRAIN: dict = {
 }
 
 KNOWN_DIFFERENCES: dict[str, str] = {
+    "radam threshold below 4": (
+        "jgd.radam and jgd.scale_by_radam refuse threshold < 4, which optax "
+        "accepts. The rectifier r = sqrt((ro - 4)(ro - 2) ro_inf / ((ro_inf - "
+        "4)(ro_inf - 2) ro)) is the root of a negative number for 2 < ro < 4, "
+        "and ro passes through that range as t grows, so such a threshold "
+        "turns the params into NaN for good (optax.radam(threshold=3.0, "
+        "b2=0.99) does at step 4); below 2, r is real but outside the paper's "
+        "derivation (Liu et al. take the rectified step only for ro > 4). See "
+        "tests/test_adam_family.py::test_radam_rectifies_once_ro_reaches_the_threshold."
+    ),
     "adadelta learning_rate=None": (
         "optax.adadelta's default learning_rate=None scales by nothing "
         "(scale_by_learning_rate(None) is the identity), so its update is "

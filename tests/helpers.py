@@ -53,18 +53,18 @@ def gradient_stream(key, like, steps, scale=1.0):
 
 
 def assert_trees_close(actual, expected, rtol, where=""):
-    """Leaf-by-leaf ``assert_allclose`` naming the path of the first mismatch."""
+    """Leaf-by-leaf ``assert_allclose`` naming the path of the first mismatch.
+    Values must be finite: NaN matching NaN (or inf matching inf) would let a
+    run that overflowed pass without comparing anything."""
     pa = jax.tree_util.tree_flatten_with_path(actual)[0]
     pe = jax.tree.leaves(expected)
     assert len(pa) == len(pe), f"{where}: {len(pa)} leaves vs {len(pe)}"
     for (path, a), e in zip(pa, pe):
         a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
-        assert a.shape == e.shape, (
-            f"{where}{jax.tree_util.keystr(path)}: shape {a.shape} vs {e.shape}"
-        )
-        np.testing.assert_allclose(
-            a, e, rtol=rtol, atol=0, err_msg=f"{where}{jax.tree_util.keystr(path)}"
-        )
+        at = f"{where}{jax.tree_util.keystr(path)}"
+        assert a.shape == e.shape, f"{at}: shape {a.shape} vs {e.shape}"
+        assert np.isfinite(e).all(), f"{at}: the expected values are not finite"
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=0, err_msg=at)
 
 
 @contextlib.contextmanager

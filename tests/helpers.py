@@ -83,19 +83,19 @@ def f64_count(schedule):
     return lambda count: schedule(jnp.asarray(count, jnp.float64))
 
 
-def lr(schedule: bool, jgd_side: bool):
+def lr(schedule: bool, jgd_side: bool, init_value: float = 0.0):
     """The learning rate of a cross-check case: 0.05, or (``schedule``) a
-    warmup-cosine schedule, jgd's or optax's (the same numbers)."""
+    warmup-cosine schedule from ``init_value``, jgd's or optax's (the same
+    numbers)."""
     if not schedule:
         return 0.05
+    args = (init_value, 0.1, 10, 40)
     if jgd_side:
-        return jgd.schedules.warmup_cosine_decay_schedule(
-            0.0, 0.1, 10, 40, end_value=0.01
-        )
+        return jgd.schedules.warmup_cosine_decay_schedule(*args, end_value=0.01)
     import optax  # a test dependency; jgd itself never imports it
 
     return f64_count(
-        optax.schedules.warmup_cosine_decay_schedule(0.0, 0.1, 10, 40, end_value=0.01)
+        optax.schedules.warmup_cosine_decay_schedule(*args, end_value=0.01)
     )
 
 

@@ -67,8 +67,9 @@ def _prune(path: Path, limit: int) -> None:
 
 
 def pytest_configure(config):
-    # Once, in the controlling process, before the workers start.
-    worker = "PYTEST_XDIST_WORKER" in os.environ
+    # Once, in the controlling process (xdist's workers have workerinput),
+    # before the workers start.
+    worker = hasattr(config, "workerinput")
     if CACHE is not None and not worker and CACHE.is_dir():
         _prune(CACHE, CACHE_LIMIT_BYTES)
 

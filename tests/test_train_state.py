@@ -271,7 +271,13 @@ def test_a_donated_state_is_refused_with_a_jgd_error(flat):
         step(state, X)
     with pytest.raises(ValueError, match=r"TrainState.params: this TrainState was"):
         _ = state.params
-    step(new, X)  # the returned state is fine
+    compiled = step.lower(new, X).compile()
+    newer, _ = compiled(new, X)
+    with pytest.raises(ValueError, match=r"make_step: this TrainState was donated"):
+        compiled(new, X)
+    with pytest.raises(ValueError, match=r"make_step: this TrainState was donated"):
+        step.lower(new, X)
+    step(newer, X)  # the returned state is fine
 
 
 def test_donate_false_keeps_the_old_state():

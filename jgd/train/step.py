@@ -422,7 +422,6 @@ class _Step:
                 f"{self.name}: state must be a jgd.train.TrainState (from "
                 f"jgd.train.init); got {type(state).__name__}."
             )
-        _check_alive(self.name, state)
         fits = self._fits
         # Identity first: comparing layouts walks every slot.
         if (
@@ -442,14 +441,24 @@ class _Step:
         return carry, fits[2], batch, offsets
 
     def __call__(self, state: TrainState, batch: Any):
-        args = self._args(state, batch)
-        new, metrics = self._jit(*args)
+        return self._run(self._jit, state, self._args(state, batch))
+
+    def _run(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
+        try:
+            new, metrics = fn(*args)
+        except (ValueError, RuntimeError):
+            # jax refuses deleted buffers before running anything; checking
+            # every leaf up front would cost each call more than the step's
+            # own dispatch on a model of many leaves.
+            _check_alive(self.name, state)
+            raise
         return new.replace(opt=state.opt), metrics
 
     def lower(self, state: TrainState, batch: Any) -> _Bound:
         """Ahead-of-time lowering, as ``jax.jit(f).lower``: ``.compile()``
         gives a callable ``(state, batch)``; other attributes (``as_text``,
         ``memory_analysis``, ...) are jax's."""
+        _check_alive(self.name, state)
         args = self._args(state, batch)
         return _Bound(self._jit.lower(*args), self, args[-1])
 
@@ -465,8 +474,8 @@ class _Bound:
         return _Bound(self._inner.compile(*args, **kwargs), self._step, self._offsets)
 
     def __call__(self, state: TrainState, batch: Any):
-        new, metrics = self._inner(*self._step._args(state, batch, self._offsets))
-        return new.replace(opt=state.opt), metrics
+        args = self._step._args(state, batch, self._offsets)
+        return self._step._run(self._inner, state, args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -1,6 +1,7 @@
 """One cell of ``jgd bench``, rerun with a ceiling: how fast could any optimizer make it?
 
-Times, interleaved (15 rounds of 10 steps, median), on one of ``jgd bench``'s
+Times, interleaved (15 rounds of 10 steps, each round starting one variant
+further along; median of the per-round ratios), on one of ``jgd bench``'s
 real models: the hand-written optax step; the same step whose update is a
 no-op scaled gradient (``p - 1e-9 * g``: the forward and backward passes and
 one trivial loop per leaf, a ceiling for any optimizer); and
@@ -14,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jgd
 import jgd.train as T
+from jgd.bench.measure import interleave
 from jgd.bench.workloads import LR, WORKLOADS
 
 OPTIMIZERS = {
@@ -80,15 +82,16 @@ def main() -> None:
     runs = {"optax": hand(False), "no-op update": hand(True), "jgd-step": make_step()}
     for run in runs.values():
         run(2)
-    times = {n: [] for n in runs}
-    for _ in range(args.rounds):
-        for n, run in runs.items():
-            t0 = time.perf_counter()
-            run(10)
-            times[n].append((time.perf_counter() - t0) / 10)
-    med = {n: float(np.median(v)) for n, v in times.items()}
+    runners = {n: SimpleNamespace(run=run) for n, run in runs.items()}
+    times = interleave(runners, dict.fromkeys(runs, 10), args.rounds)
     rows = {
-        n: {"step_s": med[n], "speedup_vs_optax": med["optax"] / med[n]} for n in runs
+        n: {
+            "step_s": float(np.median(times[n])),
+            "speedup_vs_optax": float(
+                np.median([a / b for a, b in zip(times["optax"], times[n])])
+            ),
+        }
+        for n in runs
     }
     for n, r in rows.items():
         print(f"{n:14s} {r['step_s'] * 1e3:8.2f} ms  {r['speedup_vs_optax']:.2f}x")

@@ -19,6 +19,7 @@ import jgd.optimizers.quasi_newton as _o_quasi_newton
 import jgd.optimizers.sgd_variants as _o_sgd_variants
 import jgd.transforms.accumulate as _t_accumulate
 import jgd.transforms.adam_family as _t_adam_family
+import jgd.transforms.adan_lion_adadelta as _t_adan_lion_adadelta
 import jgd.transforms.clipping as _t_clipping
 import jgd.transforms.combine as _t_combine
 import jgd.transforms.elementwise as _t_elementwise
@@ -98,6 +99,7 @@ from jgd.transforms import (
 )
 from jgd.transforms.accumulate import *
 from jgd.transforms.adam_family import *
+from jgd.transforms.adan_lion_adadelta import *
 from jgd.transforms.clipping import *
 from jgd.transforms.combine import *
 from jgd.transforms.elementwise import *
@@ -195,6 +197,7 @@ __all__ += _o_per_leaf.__all__
 __all__ += _o_sgd_variants.__all__
 __all__ += _o_quasi_newton.__all__
 __all__ += _t_adam_family.__all__
+__all__ += _t_adan_lion_adadelta.__all__
 __all__ += _t_per_leaf.__all__
 __all__ += _t_elementwise.__all__
 __all__ += _t_clipping.__all__

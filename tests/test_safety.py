@@ -34,7 +34,7 @@ FLOAT16_OPTIMIZERS = {
     ),
     "rmsprop_eps_outside": lambda m: m.rmsprop(1e-3, eps_in_sqrt=False),
     "adagrad": lambda m: m.adagrad(1e-3),
-    # Adam's relatives (jgd/transforms/adam_family.py).
+    # Adam's relatives (jgd/transforms/adam_family.py, adan_lion_adadelta.py).
     "amsgrad": lambda m: m.amsgrad(1e-3),
     "adamaxw": lambda m: m.adamaxw(1e-3),  # adamax's direction, then decay
     "adabelief": lambda m: m.adabelief(1e-3, nesterov=True),

@@ -3,10 +3,11 @@
 Holds ``nadam`` and ``nadamw`` (Adam and AdamW with Nesterov on by default),
 ``radam``, ``amsgrad``, ``adamax``, ``adamaxw``, ``adabelief``, ``adadelta``,
 ``yogi``, ``lion`` and ``adan``. Their building blocks are in
-``jgd.transforms.adam_family``. Arguments, defaults and states are optax
-0.2.8's; the deliberate differences are ``adadelta(learning_rate=None)``,
-which descends (see its docstring), and float16 leaves, whose moments are
-float32 so that no step is NaN or inf (all but ``lion``).
+``jgd.transforms.adam_family`` and ``jgd.transforms.adan_lion_adadelta``.
+Arguments, defaults and states are optax 0.2.8's; the deliberate differences
+are ``adadelta(learning_rate=None)``, which descends (see its docstring), and
+float16 leaves, whose moments are float32 so that no step is NaN or inf (all
+but ``lion``).
 """
 
 # No ``from __future__ import annotations`` here: ``learning_rate``'s annotation
@@ -28,14 +29,16 @@ from jgd.optimizers.classic import Adam, Adamw
 from jgd.optimizers.optimizer import Optimizer
 from jgd.transforms import add_decayed_weights, scale_by_learning_rate
 from jgd.transforms.adam_family import (
-    scale_by_adadelta,
     scale_by_adamax,
-    scale_by_adan,
     scale_by_amsgrad,
     scale_by_belief,
-    scale_by_lion,
     scale_by_radam,
     scale_by_yogi,
+)
+from jgd.transforms.adan_lion_adadelta import (
+    scale_by_adadelta,
+    scale_by_adan,
+    scale_by_lion,
 )
 
 __all__ = [

@@ -13,14 +13,15 @@ equations ``g`` is the incoming update leaf, ``t`` the 1-based step.
 
 The code sits in themed modules: ``basic`` (scaling, learning rate,
 momentum), ``adaptive`` (RMSprop, AdaGrad, Adam), ``regularization`` (weight
-decay, clipping), ``adam_family``, ``per_leaf``, ``elementwise``, ``clipping``,
-``linesearch`` and ``masking``. A theme module's ``__all__`` (functions and states) is
-re-exported here and at the top level.
+decay, clipping), ``adam_family``, ``adan_lion_adadelta``, ``per_leaf``,
+``elementwise``, ``clipping``, ``linesearch`` and ``masking``. A theme module's
+``__all__`` (functions and states) is re-exported here and at the top level.
 """
 
 from jgd.transforms import (
     accumulate,
     adam_family,
+    adan_lion_adadelta,
     clipping,
     combine,
     elementwise,
@@ -35,6 +36,7 @@ from jgd.transforms import (
 )
 from jgd.transforms.accumulate import *
 from jgd.transforms.adam_family import *
+from jgd.transforms.adan_lion_adadelta import *
 from jgd.transforms.adaptive import (
     ScaleByAdam,
     ScaleByAdamState,
@@ -114,6 +116,7 @@ __all__ = [
     "trace",
 ]
 __all__ += adam_family.__all__
+__all__ += adan_lion_adadelta.__all__
 __all__ += per_leaf.__all__
 __all__ += elementwise.__all__
 __all__ += clipping.__all__

@@ -1,8 +1,8 @@
 """float16 safety for the element-wise adaptive transforms (``adaptive``,
-``adam_family``): a float16 leaf's moments are kept in float32
-(``_moment_like``), its gradient is computed on in float32 (``_up``) and the
-update is rounded back to float16, saturating at its largest finite value
-(``_down``). In float16 ``eps = 1e-8`` is 0 and ``g**2`` under- or overflows,
+``adam_family``, ``adan_lion_adadelta``): a float16 leaf's moments are kept in
+float32 (``_moment_like``), its gradient is computed on in float32 (``_up``)
+and the update is rounded back to float16, saturating at its largest finite
+value (``_down``). In float16 ``eps = 1e-8`` is 0 and ``g**2`` under- or overflows,
 so optax gives NaN or inf (optax issue #1754). Other dtypes pass unchanged,
 so their numbers stay optax's bit for bit.
 """

@@ -1,4 +1,5 @@
-"""Cases for Adam's relatives (jgd/optimizers/adam_family.py, jgd/transforms/adam_family.py).
+"""Cases for Adam's relatives (jgd/optimizers/adam_family.py, their blocks in
+jgd/transforms/adam_family.py and jgd/transforms/adan_lion_adadelta.py).
 
 See tests/catalogue/__init__.py for what each table feeds. Golden numbers,
 complex parameters and the known differences' own tests are in

@@ -112,6 +112,9 @@ def test_every_variant_produces_a_time_and_the_ratios(result):
             assert v["lower_plus_compile_s"] == pytest.approx(
                 v["lower_s"] + v["compile_s"]
             )
+            samples = v["compile_samples_s"]
+            assert len(samples) == data[r["workload"]]["settings"]["compile_repeats"]
+            assert v["compile_s"] == statistics.median(c for _, c in samples)
             paired = [a / b for a, b in zip(ref["rounds_s"], v["rounds_s"])]
             assert v["speedup_vs_optax"] == pytest.approx(statistics.median(paired))
             assert v["compile_ratio_vs_optax"] == pytest.approx(
@@ -145,6 +148,24 @@ def test_rounds_rotate_so_no_runner_always_goes_first():
     times = measure.interleave(runners, {"a": 1, "b": 2, "c": 1}, rounds=4)
     assert "".join(order) == "abbc" + "bbca" + "cabb" + "abbc"
     assert {n: len(t) for n, t in times.items()} == {"a": 4, "b": 4, "c": 4}
+
+
+def test_compile_time_is_the_median_of_fresh_builds():
+    from jgd.bench.runners import Runner
+
+    made = []
+
+    def make():  # each build must trace anew, or it would time a cache hit
+        made.append(jax.jit(lambda x: x + 1.0))
+        return made[-1]
+
+    runner = Runner()
+    fn = runner._aot(make, np.float32(1.0), repeats=3)
+    assert len(made) == 3 and len({id(f) for f in made}) == 3
+    assert len(runner.compile_samples_s) == 3
+    assert runner.lower_s == statistics.median(lo for lo, _ in runner.compile_samples_s)
+    assert runner.compile_s == statistics.median(c for _, c in runner.compile_samples_s)
+    assert float(fn(np.float32(1.0))) == 2.0
 
 
 def test_goals_come_from_the_data_file_and_are_evaluated(result):

@@ -57,7 +57,9 @@ METHODS = {
     "(> 1: faster than the hand-written optax step)",
     "compile_s": "lower_plus_compile_s: .lower(...) (tracing) plus .compile(), "
     "timed apart, after an untimed compile of jit(value_and_grad(loss)) warmed "
-    "the caches the variants share; compile_ratio_vs_optax = this / optax's "
+    "the caches the variants share; built compile_repeats times from a fresh "
+    "function, lower_s and compile_s are the medians (compile_samples_s: each "
+    "(lower, compile)); compile_ratio_vs_optax = this / optax's "
     "(< 1: compiles faster)",
     "limit": "max bytes/s of (a) donated jax.jit in-place x=0.5*x+0.25 over a flat "
     "float32 buffer of working_set_floats, (b) numpy copyto between its two halves; "
@@ -147,7 +149,9 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
     runners: dict[str, Runner] = {}
     for name in variants:
         try:
-            runners[name] = build(name, model, opt_name, params_np, batch)
+            runners[name] = build(
+                name, model, opt_name, params_np, batch, settings["compile_repeats"]
+            )
         except Failed as e:
             row["variants"][name] = {"status": "failed", "reason": str(e)}
             log(f"    {name}: failed: {e}")
@@ -178,6 +182,7 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
             "lower_s": r.lower_s,
             "compile_s": r.compile_s,
             "lower_plus_compile_s": r.lower_s + r.compile_s,
+            "compile_samples_s": r.compile_samples_s,
             "limit_fraction": row["limit"]["step_s"] / med[n],
             "first_loss": r.first_loss,
             "xla_memory": r.xla_memory,
@@ -363,6 +368,7 @@ def run(
         "rounds": cfg["rounds"] if rounds is None else rounds,
         "min_round_s": cfg["min_round_s"] if min_round_s is None else min_round_s,
         "max_k": cfg["max_k"],
+        "compile_repeats": cfg["compile_repeats"],
     }
     if settings["rounds"] < 7:
         raise ValueError(f"jgd bench: rounds must be >= 7; got {settings['rounds']}.")

@@ -17,7 +17,10 @@ Only jgd's public API is used. ``build(variant, ...)`` makes a runner;
 from __future__ import annotations
 
 import contextlib
+import functools
+import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,13 +78,21 @@ class Runner:
     def close(self) -> None:
         self.__dict__.clear()
 
-    def _aot(self, lowerable: Any, *args: Any) -> Any:
-        """``lowerable.lower(*args).compile()``, timing the two apart."""
-        t0 = time.perf_counter()
-        lowered = lowerable.lower(*args)
-        t1 = time.perf_counter()
-        compiled = lowered.compile()
-        self.lower_s, self.compile_s = t1 - t0, time.perf_counter() - t1
+    def _aot(self, make: Callable[[], Any], *args: Any, repeats: int = 1) -> Any:
+        """``make().lower(*args).compile()``, ``repeats`` times, each from a
+        fresh ``make()`` (so nothing is cached); the two phases timed apart,
+        their medians kept (one compile varies by tens of percent here)."""
+        samples = []
+        for _ in range(repeats):
+            lowerable = make()
+            t0 = time.perf_counter()
+            lowered = lowerable.lower(*args)
+            t1 = time.perf_counter()
+            compiled = lowered.compile()
+            samples.append((t1 - t0, time.perf_counter() - t1))
+        self.compile_samples_s = samples
+        self.lower_s = statistics.median(lo for lo, _ in samples)
+        self.compile_s = statistics.median(c for _, c in samples)
         self.xla_memory = _xla_memory(compiled)
         return compiled
 
@@ -95,7 +106,9 @@ class HandWritten(Runner):
     tx.update(g, s, params)``; ``params = apply_updates(params, u)``, jitted
     with params and state donated, for ``lib`` = jgd or optax."""
 
-    def __init__(self, lib_name: str, model: Model, opt_name: str, params_np, batch):
+    def __init__(
+        self, lib_name: str, model: Model, opt_name: str, params_np, batch, repeats=1
+    ):
         import jax
         import jax.numpy as jnp
 
@@ -110,18 +123,19 @@ class HandWritten(Runner):
             promotion = jax.numpy_dtype_promotion("standard")
         tx = build_optimizer(lib, opt_name)
 
-        def step(params, state, batch):
-            loss, g = jax.value_and_grad(model.loss)(params, batch)
-            u, state = tx.update(g, state, params)
-            return lib.apply_updates(params, u), state, loss
+        def make():  # a new function each time: jit traces it afresh
+            def step(params, state, batch):
+                loss, g = jax.value_and_grad(model.loss)(params, batch)
+                u, state = tx.update(g, state, params)
+                return lib.apply_updates(params, u), state, loss
+
+            return jax.jit(step, donate_argnums=(0, 1))
 
         with promotion:
             params = jax.tree.map(jnp.asarray, params_np)
             state = tx.init(params)
             self.state_bytes = _tree_bytes(params) + _tree_bytes(state)
-            self.fn = self._aot(
-                jax.jit(step, donate_argnums=(0, 1)), params, state, batch
-            )
+            self.fn = self._aot(make, params, state, batch, repeats=repeats)
         self.carry, self.batch = (params, state), batch
 
     def run(self, k: int) -> None:
@@ -138,7 +152,7 @@ class HandWritten(Runner):
 class MakeStep(Runner):
     """``jgd.train.make_step(loss)`` on ``jgd.train.init(params, opt)``."""
 
-    def __init__(self, model: Model, opt_name: str, params_np, batch):
+    def __init__(self, model: Model, opt_name: str, params_np, batch, repeats=1):
         import jax
         import jax.numpy as jnp
 
@@ -150,10 +164,11 @@ class MakeStep(Runner):
         del params
         self.state_bytes = _tree_bytes(state)
         try:
-            step = jgd.train.make_step(model.loss)
+            jgd.train.make_step(model.loss)
         except TypeError as e:
             raise Failed(f"jgd.train.make_step(loss_fn) raised: {e}") from None
-        self.fn = self._aot(step, state, batch)
+        make = functools.partial(jgd.train.make_step, model.loss)
+        self.fn = self._aot(make, state, batch, repeats=repeats)
         self.state, self.batch = state, batch
 
     def run(self, k: int) -> None:
@@ -167,13 +182,21 @@ class MakeStep(Runner):
         self._note_loss(metrics["loss"])
 
 
-def build(variant: str, model: Model, opt_name: str, params_np: Any, batch: Any):
-    """The runner of ``variant`` for one model and optimizer, compiled."""
+def build(
+    variant: str,
+    model: Model,
+    opt_name: str,
+    params_np: Any,
+    batch: Any,
+    compile_repeats: int = 1,
+):
+    """The runner of ``variant`` for one model and optimizer, compiled
+    ``compile_repeats`` times (its compile time: the median)."""
     if variant in ("optax", "optax-again", "jgd"):
         lib = "jgd" if variant == "jgd" else "optax"
-        return HandWritten(lib, model, opt_name, params_np, batch)
+        return HandWritten(lib, model, opt_name, params_np, batch, compile_repeats)
     if variant == "jgd-step":
-        return MakeStep(model, opt_name, params_np, batch)
+        return MakeStep(model, opt_name, params_np, batch, compile_repeats)
     raise ValueError(f"jgd bench: unknown variant {variant!r}")
 
 
@@ -195,7 +218,7 @@ class LimitJit(Runner):
         kernel = jax.jit(
             lambda x: x * jnp.float32(0.5) + jnp.float32(0.25), donate_argnums=0
         )
-        self.fn = self._aot(kernel, self.buf)
+        self.fn = self._aot(lambda: kernel, self.buf)
 
     def run(self, k: int) -> None:
         x = self.buf

@@ -2,9 +2,11 @@
 against every leaf packed, on unrolled residual MLPs whose matrices grow.
 
 Each width is one model (a real loss: softmax cross-entropy); the two
-layouts (``pack_below=0`` and ``pack_below=2**30``) are compiled first and then
-timed interleaved, median of ``--rounds`` rounds of 10 steps. The crossing
-sets ``jgd.train.PACK_BELOW``; ``benchmarks/README.md`` quotes the run.
+layouts (``pack_below=0`` and ``pack_below=2**30``) and the hand-written optax
+step are compiled first and then timed interleaved, ``--rounds`` rounds of 10
+steps, each round starting one further along; ratios are medians of per-round
+ratios. The crossing sets ``jgd.train.PACK_BELOW``; ``benchmarks/README.md``
+quotes the run.
 
     python benchmarks/layout_threshold.py            # writes results/layout-threshold.json
 """
@@ -15,8 +17,8 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jgd
 import jgd.train as T
+from jgd.bench.measure import interleave
 
 # (blocks, width): fewer blocks as the matrices grow, to keep the run short.
 SIZES = [
@@ -74,7 +77,23 @@ def measure(blocks: int, width: int, rounds: int) -> dict:
         jax.random.normal(jax.random.key(1), (32, 32)),
         jax.random.randint(jax.random.key(2), (32,), 0, 10),
     )
-    runs = {}
+    tx = optax.adam(1e-3)
+
+    def hand(p, s, b):
+        value, g = jax.value_and_grad(loss)(p, b)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s, value
+
+    hand_step = jax.jit(hand, donate_argnums=(0, 1))
+    carry = [jax.tree.map(jnp.copy, params), tx.init(params)]
+
+    def run_optax(k):
+        for _ in range(k):
+            carry[0], carry[1], _ = hand_step(carry[0], carry[1], batch)
+        jax.block_until_ready(carry)
+
+    run_optax(3)
+    runs = {"optax": run_optax}
     for name, below in (("resident", 0), ("packed", 1 << 30)):
         state = T.init(params, jgd.adam(1e-3), pack_below=below)
         step = T.make_step(loss).lower(state, batch).compile()
@@ -87,28 +106,31 @@ def measure(blocks: int, width: int, rounds: int) -> dict:
 
         run(3)
         runs[name] = run
-    times = {n: [] for n in runs}
-    for _ in range(rounds):
-        for n, run in runs.items():
-            t0 = time.perf_counter()
-            run(10)
-            times[n].append((time.perf_counter() - t0) / 10)
+    runners = {n: SimpleNamespace(run=run) for n, run in runs.items()}
+    times = interleave(runners, dict.fromkeys(runs, 10), rounds)
     med = {n: float(np.median(v)) for n, v in times.items()}
+
+    def ratio(a, b):  # median over rounds of a's time over b's
+        return float(np.median([x / y for x, y in zip(times[a], times[b])]))
+
     return {
         "blocks": blocks,
         "width": width,
         "leaf_elements": width * width,
         "leaves": len(jax.tree.leaves(params)),
+        "optax_s": med["optax"],
         "resident_s": med["resident"],
         "packed_s": med["packed"],
-        "packed_speedup": med["resident"] / med["packed"],
+        "packed_speedup": ratio("resident", "packed"),
+        "resident_vs_optax": ratio("optax", "resident"),
+        "packed_vs_optax": ratio("optax", "packed"),
         "rounds_s": times,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument(
         "--out",
         default=str(Path(__file__).parent / "results" / "layout-threshold.json"),
@@ -120,7 +142,9 @@ def main() -> None:
         rows.append(row)
         print(
             f"leaf {row['leaf_elements']:>8} elements: resident {row['resident_s'] * 1e3:8.2f} ms, "
-            f"packed {row['packed_s'] * 1e3:8.2f} ms, packing {row['packed_speedup']:.2f}x",
+            f"packed {row['packed_s'] * 1e3:8.2f} ms, packing {row['packed_speedup']:.2f}x; "
+            f"vs optax: resident {row['resident_vs_optax']:.2f}x, "
+            f"packed {row['packed_vs_optax']:.2f}x",
             flush=True,
         )
     out = {

@@ -160,12 +160,39 @@ def test_compile_time_is_the_median_of_fresh_builds():
         return made[-1]
 
     runner = Runner()
-    fn = runner._aot(make, np.float32(1.0), repeats=3)
+    runner._prepare(make, np.float32(1.0))
+    for _ in range(3):
+        runner.compile_once()
+    fn = runner.fn
     assert len(made) == 3 and len({id(f) for f in made}) == 3
     assert len(runner.compile_samples_s) == 3
     assert runner.lower_s == statistics.median(lo for lo, _ in runner.compile_samples_s)
     assert runner.compile_s == statistics.median(c for _, c in runner.compile_samples_s)
     assert float(fn(np.float32(1.0))) == 2.0
+
+
+def test_a_variant_that_fails_to_compile_is_recorded_and_the_rest_run(monkeypatch):
+    from jgd.bench import runners
+
+    def broken(self):
+        raise RuntimeError("no compiler today")
+
+    monkeypatch.setattr(runners.MakeStep, "compile_once", broken)
+    out = measure.run(
+        "tiny",
+        workloads=("mlp-tiny",),
+        optimizers=("adam",),
+        variants=("optax", "jgd-step"),
+        min_round_s=0.0005,
+        log=lambda line: None,
+    )
+    (row,) = out["results"]
+    assert row["variants"]["jgd-step"] == {
+        "status": "failed",
+        "reason": "RuntimeError: no compiler today",
+    }
+    assert row["variants"]["optax"]["status"] == "ok"
+    assert row["variants"]["optax"]["speedup_vs_optax"] == 1.0
 
 
 def test_goals_come_from_the_data_file_and_are_evaluated(result):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import gc
 import importlib
 import math
@@ -58,8 +59,9 @@ METHODS = {
     "compile_s": "lower_plus_compile_s: .lower(...) (tracing) plus .compile(), "
     "timed apart, after an untimed compile of jit(value_and_grad(loss)) warmed "
     "the caches the variants share; built compile_repeats times from a fresh "
-    "function, lower_s and compile_s are the medians (compile_samples_s: each "
-    "(lower, compile)); compile_ratio_vs_optax = this / optax's "
+    "function, the builds rotating like the rounds, lower_s and compile_s are "
+    "the medians (compile_samples_s: each (lower, compile)); "
+    "compile_ratio_vs_optax = this / optax's "
     "(< 1: compiles faster)",
     "limit": "max bytes/s of (a) donated jax.jit in-place x=0.5*x+0.25 over a flat "
     "float32 buffer of working_set_floats, (b) numpy copyto between its two halves; "
@@ -85,15 +87,20 @@ def _calibrate(runner: Runner, min_round_s: float, max_k: int) -> int:
     return int(min(max_k, max(1, math.ceil(min_round_s / one))))
 
 
+def rotations(names: list[str], rounds: int):
+    """``rounds`` orders of ``names``, each starting one further along: in a
+    fixed order the same variant would always follow the limit kernels' sweep
+    of memory, or be compiled last in a process whose compiles slow down."""
+    for i in range(rounds):
+        turn = i % max(1, len(names))
+        yield names[turn:] + names[:turn]
+
+
 def interleave(runners: dict[str, Any], ks: dict[str, int], rounds: int):
     """Per runner, the seconds per step of each round (``run(k)`` timed / k)."""
     times: dict[str, list[float]] = {n: [] for n in runners}
-    names = list(runners)
-    for i in range(rounds):
-        # Each round starts one further along: in a fixed order the same
-        # variant would always follow the limit kernels' sweep of memory.
-        turn = i % len(names)
-        for n in names[turn:] + names[:turn]:
+    for order in rotations(list(runners), rounds):
+        for n in order:
             t0 = time.perf_counter()
             runners[n].run(ks[n])
             times[n].append((time.perf_counter() - t0) / ks[n])
@@ -147,11 +154,11 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
     model = WORKLOADS[workload]
     _warm_up(model, params_np, batch)
     runners: dict[str, Runner] = {}
-    for name in variants:
+
+    def attempt(name: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``; a failure marks the variant failed and drops its runner."""
         try:
-            runners[name] = build(
-                name, model, opt_name, params_np, batch, settings["compile_repeats"]
-            )
+            return fn()
         except Failed as e:
             row["variants"][name] = {"status": "failed", "reason": str(e)}
             log(f"    {name}: failed: {e}")
@@ -159,6 +166,19 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
             why = f"{type(e).__name__}: {e}"
             row["variants"][name] = {"status": "failed", "reason": why}
             log(f"    {name}: failed: {why}")
+        runners.pop(name, None)
+        return None
+
+    for name in variants:
+        runner = attempt(
+            name, functools.partial(build, name, model, opt_name, params_np, batch)
+        )
+        if runner is not None:
+            runners[name] = runner
+    for order in rotations(list(runners), settings["compile_repeats"]):
+        for name in order:
+            if name in runners:  # not dropped by an earlier failure
+                attempt(name, runners[name].compile_once)
     runners["limit-jit"] = LimitJit(floats)
     runners["limit-numpy"] = LimitNumpy(floats)
 

@@ -78,23 +78,27 @@ class Runner:
     def close(self) -> None:
         self.__dict__.clear()
 
-    def _aot(self, make: Callable[[], Any], *args: Any, repeats: int = 1) -> Any:
-        """``make().lower(*args).compile()``, ``repeats`` times, each from a
-        fresh ``make()`` (so nothing is cached); the two phases timed apart,
-        their medians kept (one compile varies by tens of percent here)."""
-        samples = []
-        for _ in range(repeats):
-            lowerable = make()
+    def _prepare(self, make: Callable[[], Any], *args: Any, context=None) -> None:
+        """What ``compile_once`` builds: ``make()`` (a fresh jitted function
+        each call, so jit traces it anew) lowered at ``args``."""
+        self._make, self._args = make, args
+        self._context = context or contextlib.nullcontext
+        self.compile_samples_s: list[tuple[float, float]] = []
+
+    def compile_once(self) -> None:
+        """Lower and compile the step once more, the two phases timed apart;
+        ``lower_s`` and ``compile_s`` are the medians over the calls."""
+        with self._context():
+            lowerable = self._make()
             t0 = time.perf_counter()
-            lowered = lowerable.lower(*args)
+            lowered = lowerable.lower(*self._args)
             t1 = time.perf_counter()
             compiled = lowered.compile()
-            samples.append((t1 - t0, time.perf_counter() - t1))
-        self.compile_samples_s = samples
-        self.lower_s = statistics.median(lo for lo, _ in samples)
-        self.compile_s = statistics.median(c for _, c in samples)
+        self.compile_samples_s.append((t1 - t0, time.perf_counter() - t1))
+        self.lower_s = statistics.median(lo for lo, _ in self.compile_samples_s)
+        self.compile_s = statistics.median(c for _, c in self.compile_samples_s)
         self.xla_memory = _xla_memory(compiled)
-        return compiled
+        self.fn = compiled
 
     def _note_loss(self, loss: Any) -> None:
         if self.first_loss is None:
@@ -106,21 +110,19 @@ class HandWritten(Runner):
     tx.update(g, s, params)``; ``params = apply_updates(params, u)``, jitted
     with params and state donated, for ``lib`` = jgd or optax."""
 
-    def __init__(
-        self, lib_name: str, model: Model, opt_name: str, params_np, batch, repeats=1
-    ):
+    def __init__(self, lib_name: str, model: Model, opt_name: str, params_np, batch):
         import jax
         import jax.numpy as jnp
 
         if lib_name == "jgd":
             import jgd as lib
 
-            promotion = contextlib.nullcontext()
+            promotion: Callable[[], Any] = contextlib.nullcontext
         else:
             import optax as lib
 
             # optax does not pass jax_numpy_dtype_promotion="strict".
-            promotion = jax.numpy_dtype_promotion("standard")
+            promotion = functools.partial(jax.numpy_dtype_promotion, "standard")
         tx = build_optimizer(lib, opt_name)
 
         def make():  # a new function each time: jit traces it afresh
@@ -131,11 +133,11 @@ class HandWritten(Runner):
 
             return jax.jit(step, donate_argnums=(0, 1))
 
-        with promotion:
+        with promotion():
             params = jax.tree.map(jnp.asarray, params_np)
             state = tx.init(params)
-            self.state_bytes = _tree_bytes(params) + _tree_bytes(state)
-            self.fn = self._aot(make, params, state, batch, repeats=repeats)
+        self.state_bytes = _tree_bytes(params) + _tree_bytes(state)
+        self._prepare(make, params, state, batch, context=promotion)
         self.carry, self.batch = (params, state), batch
 
     def run(self, k: int) -> None:
@@ -152,7 +154,7 @@ class HandWritten(Runner):
 class MakeStep(Runner):
     """``jgd.train.make_step(loss)`` on ``jgd.train.init(params, opt)``."""
 
-    def __init__(self, model: Model, opt_name: str, params_np, batch, repeats=1):
+    def __init__(self, model: Model, opt_name: str, params_np, batch):
         import jax
         import jax.numpy as jnp
 
@@ -167,8 +169,7 @@ class MakeStep(Runner):
             jgd.train.make_step(model.loss)
         except TypeError as e:
             raise Failed(f"jgd.train.make_step(loss_fn) raised: {e}") from None
-        make = functools.partial(jgd.train.make_step, model.loss)
-        self.fn = self._aot(make, state, batch, repeats=repeats)
+        self._prepare(functools.partial(jgd.train.make_step, model.loss), state, batch)
         self.state, self.batch = state, batch
 
     def run(self, k: int) -> None:
@@ -182,21 +183,14 @@ class MakeStep(Runner):
         self._note_loss(metrics["loss"])
 
 
-def build(
-    variant: str,
-    model: Model,
-    opt_name: str,
-    params_np: Any,
-    batch: Any,
-    compile_repeats: int = 1,
-):
-    """The runner of ``variant`` for one model and optimizer, compiled
-    ``compile_repeats`` times (its compile time: the median)."""
+def build(variant: str, model: Model, opt_name: str, params_np: Any, batch: Any):
+    """The runner of ``variant`` for one model and optimizer, not yet
+    compiled (``compile_once``)."""
     if variant in ("optax", "optax-again", "jgd"):
         lib = "jgd" if variant == "jgd" else "optax"
-        return HandWritten(lib, model, opt_name, params_np, batch, compile_repeats)
+        return HandWritten(lib, model, opt_name, params_np, batch)
     if variant == "jgd-step":
-        return MakeStep(model, opt_name, params_np, batch, compile_repeats)
+        return MakeStep(model, opt_name, params_np, batch)
     raise ValueError(f"jgd bench: unknown variant {variant!r}")
 
 
@@ -218,7 +212,8 @@ class LimitJit(Runner):
         kernel = jax.jit(
             lambda x: x * jnp.float32(0.5) + jnp.float32(0.25), donate_argnums=0
         )
-        self.fn = self._aot(lambda: kernel, self.buf)
+        self._prepare(lambda: kernel, self.buf)
+        self.compile_once()
 
     def run(self, k: int) -> None:
         x = self.buf

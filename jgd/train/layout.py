@@ -37,7 +37,7 @@ __all__ = [
 
 # Leaves with fewer elements than this are packed into buckets; bigger ones
 # stay resident. Measured on real models (benchmarks/README.md, "layout").
-PACK_BELOW = 1 << 19
+PACK_BELOW = 1 << 14
 
 
 class Bucket(NamedTuple):

@@ -113,7 +113,9 @@ def _compare_paths(params, opt, loose_float32=False):
     assert jax.tree.structure(opt_flat) == jax.tree.structure(opt_leaf)
     assert_close_by_dtype(opt_flat, opt_leaf, "opt_state", f32_rtol)
     for mf, ml in zip(flat_m, leaf_m):
-        np.testing.assert_allclose(mf["loss"], ml["loss"], rtol=1e-6)
+        # The loss reads the params, which agree only to f32_rtol after a step.
+        loss_rtol = f32_rtol if loose_float32 else 1e-6
+        np.testing.assert_allclose(mf["loss"], ml["loss"], rtol=loss_rtol)
         # The global norm sums each bf16 leaf (leaf by leaf) or each bf16
         # bucket (flat) in bf16: one bf16 rounding apart.
         np.testing.assert_allclose(mf["grad_norm"], ml["grad_norm"], rtol=2**-7)

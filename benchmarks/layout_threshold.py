@@ -28,7 +28,9 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jgd
 import jgd.train as T
-from jgd.bench.measure import interleave
+from jgd.bench.measure import interleave, paired_speedup
+from jgd.bench.runners import HandWritten
+from jgd.bench.workloads import LR
 
 # (blocks, width): fewer blocks as the matrices grow, to keep the run short.
 SIZES = [
@@ -78,25 +80,15 @@ def measure(blocks: int, width: int, rounds: int) -> dict:
         jax.random.normal(jax.random.key(1), (32, 32)),
         jax.random.randint(jax.random.key(2), (32,), 0, 10),
     )
-    tx = optax.adam(1e-3)
-
-    def hand(p, s, b):
-        value, g = jax.value_and_grad(loss)(p, b)
-        u, s = tx.update(g, s, p)
-        return optax.apply_updates(p, u), s, value
-
-    hand_step = jax.jit(hand, donate_argnums=(0, 1))
-    carry = [jax.tree.map(jnp.copy, params), tx.init(params)]
-
-    def run_optax(k):
-        for _ in range(k):
-            carry[0], carry[1], _ = hand_step(carry[0], carry[1], batch)
-        jax.block_until_ready(carry)
-
-    run_optax(3)
-    runs = {"optax": run_optax}
+    # jgd bench's hand-written optax step: optax.adam(LR), as jgd.adam below.
+    # Handed NumPy copies: the step donates its params.
+    host = jax.tree.map(np.array, params)
+    optax_step = HandWritten("optax", SimpleNamespace(loss=loss), "adam", host, batch)
+    optax_step.compile_once()
+    optax_step.run(3)
+    runs = {"optax": optax_step.run}
     for name, below in (("resident", 0), ("packed", 1 << 30)):
-        state = T.init(params, jgd.adam(1e-3), pack_below=below)
+        state = T.init(params, jgd.adam(LR), pack_below=below)
         step = T.make_step(loss).lower(state, batch).compile()
         box = [state]
 
@@ -107,12 +99,11 @@ def measure(blocks: int, width: int, rounds: int) -> dict:
 
         run(3)
         runs[name] = run
-    runners = {n: SimpleNamespace(run=run) for n, run in runs.items()}
-    times = interleave(runners, dict.fromkeys(runs, 10), rounds)
+    times = interleave(runs, dict.fromkeys(runs, 10), rounds)
     med = {n: float(np.median(v)) for n, v in times.items()}
 
-    def ratio(a, b):  # median over rounds of a's time over b's
-        return float(np.median([x / y for x, y in zip(times[a], times[b])]))
+    def ratio(a, b):
+        return paired_speedup(times[a], times[b])
 
     return {
         "blocks": blocks,

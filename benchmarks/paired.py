@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +25,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jgd
 import jgd.train as T
-from jgd.bench.measure import interleave
+from jgd.bench.measure import interleave, paired_speedup
 from jgd.bench.workloads import LR, WORKLOADS
 
 OPTIMIZERS = {
@@ -82,14 +81,11 @@ def main() -> None:
     runs = {"optax": hand(False), "no-op update": hand(True), "jgd-step": make_step()}
     for run in runs.values():
         run(2)
-    runners = {n: SimpleNamespace(run=run) for n, run in runs.items()}
-    times = interleave(runners, dict.fromkeys(runs, 10), args.rounds)
+    times = interleave(runs, dict.fromkeys(runs, 10), args.rounds)
     rows = {
         n: {
             "step_s": float(np.median(times[n])),
-            "speedup_vs_optax": float(
-                np.median([a / b for a, b in zip(times["optax"], times[n])])
-            ),
+            "speedup_vs_optax": paired_speedup(times["optax"], times[n]),
         }
         for n in runs
     }

@@ -41,8 +41,8 @@ SCHEMA = "jgd-bench/2"
 
 METHODS = {
     "timing": "every variant of a cell is built and compiled first; then the "
-    "variants and the two limit kernels run interleaved (A B C ... A B C ...) for "
-    "`rounds` rounds, each round starting one runner further along the order; "
+    "variants and the two limit kernels run interleaved for `rounds` rounds, "
+    "each round starting one runner further along (A B C, B C A, C A B, ...); "
     "a round runs k back-to-back steps (k set at warm-up so that "
     "a round lasts min_round_s, at most max_k) and ends with block_until_ready; "
     "step_s is the median over rounds of elapsed/k",
@@ -96,15 +96,24 @@ def rotations(names: list[str], rounds: int):
         yield names[turn:] + names[:turn]
 
 
-def interleave(runners: dict[str, Any], ks: dict[str, int], rounds: int):
-    """Per runner, the seconds per step of each round (``run(k)`` timed / k)."""
-    times: dict[str, list[float]] = {n: [] for n in runners}
-    for order in rotations(list(runners), rounds):
+def interleave(
+    runs: dict[str, Callable[[int], None]], ks: dict[str, int], rounds: int
+) -> dict[str, list[float]]:
+    """Per name, the seconds per step of each round (``runs[name](k)`` timed,
+    over k), the rounds in ``rotations``."""
+    times: dict[str, list[float]] = {n: [] for n in runs}
+    for order in rotations(list(runs), rounds):
         for n in order:
             t0 = time.perf_counter()
-            runners[n].run(ks[n])
+            runs[n](ks[n])
             times[n].append((time.perf_counter() - t0) / ks[n])
     return times
+
+
+def paired_speedup(ref_s: list[float], other_s: list[float]) -> float:
+    """The median over rounds of the reference's time over the other's: both
+    ran within the same round, so a slow spell of the machine moves both."""
+    return statistics.median(a / b for a, b in zip(ref_s, other_s, strict=True))
 
 
 def _limit(runners, med, times, ks, bytes_per_step) -> dict[str, Any]:
@@ -186,7 +195,7 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
         n: _calibrate(r, settings["min_round_s"], settings["max_k"])
         for n, r in runners.items()
     }
-    times = interleave(runners, ks, settings["rounds"])
+    times = interleave({n: r.run for n, r in runners.items()}, ks, settings["rounds"])
     med = {n: statistics.median(ts) for n, ts in times.items()}
     row["limit"] = _limit(runners, med, times, ks, row["bytes_per_step"])
 
@@ -227,10 +236,7 @@ def add_ratios(row: dict[str, Any]) -> None:
         return
     for v in row["variants"].values():
         if v.get("status") == "ok":
-            # Paired by round: both ran within the same round, so a slow
-            # spell of the machine moves both.
-            pairs = zip(ref["rounds_s"], v["rounds_s"], strict=True)
-            v["speedup_vs_optax"] = statistics.median(a / b for a, b in pairs)
+            v["speedup_vs_optax"] = paired_speedup(ref["rounds_s"], v["rounds_s"])
             v["compile_ratio_vs_optax"] = (
                 v["lower_plus_compile_s"] / ref["lower_plus_compile_s"]
             )

@@ -165,11 +165,14 @@ class MakeStep(Runner):
         state = jgd.train.init(params, build_optimizer(jgd, opt_name))
         del params
         self.state_bytes = _tree_bytes(state)
-        try:
-            jgd.train.make_step(model.loss)
-        except TypeError as e:
-            raise Failed(f"jgd.train.make_step(loss_fn) raised: {e}") from None
-        self._prepare(functools.partial(jgd.train.make_step, model.loss), state, batch)
+
+        def make():
+            try:
+                return jgd.train.make_step(model.loss)
+            except TypeError as e:
+                raise Failed(f"jgd.train.make_step(loss_fn) raised: {e}") from None
+
+        self._prepare(make, state, batch)
         self.state, self.batch = state, batch
 
     def run(self, k: int) -> None:

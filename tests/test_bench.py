@@ -118,6 +118,8 @@ def test_every_variant_produces_a_time_and_the_ratios(result):
             assert v["compile_s"] == statistics.median(c for _, c in samples)
             paired = [a / b for a, b in zip(ref["rounds_s"], v["rounds_s"])]
             assert v["speedup_vs_optax"] == pytest.approx(statistics.median(paired))
+            lo, hi, _ = v["speedup_vs_optax_interval"]
+            assert min(paired) <= lo <= v["speedup_vs_optax"] <= hi <= max(paired)
             assert v["compile_ratio_vs_optax"] == pytest.approx(
                 v["lower_plus_compile_s"] / ref["lower_plus_compile_s"]
             )
@@ -133,6 +135,33 @@ def test_every_variant_produces_a_time_and_the_ratios(result):
         assert r["limit"]["step_s"] == pytest.approx(
             r["bytes_per_step"] / r["limit"]["bytes_per_s"]
         )
+
+
+def _binomial_tail(n, k):  # P(Binomial(n, 1/2) < k), summed term by term
+    return (
+        sum(
+            functools.reduce(lambda a, j: a * (n - j) / (j + 1), range(i), 1.0)
+            for i in range(k)
+        )
+        / 2**n
+    )
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 11, 21, 40])
+def test_the_speedup_interval_is_two_order_statistics(n):
+    rng = np.random.default_rng(n)
+    ref = list(rng.uniform(1.0, 2.0, n))
+    other = list(rng.uniform(1.0, 2.0, n))
+    ratios = sorted(a / b for a, b in zip(ref, other))
+    lo, hi, coverage = measure.paired_interval(ref, other, level=0.9)
+    k = ratios.index(lo) + 1  # lo is the k-th smallest
+    assert hi == ratios[n - k]  # and hi the k-th largest
+    assert lo <= measure.paired_speedup(ref, other) <= hi
+    assert coverage == pytest.approx(1 - 2 * _binomial_tail(n, k))
+    if n >= 5:  # enough rounds for 90%: k is the largest that keeps it
+        assert coverage >= 0.9 > 1 - 2 * _binomial_tail(n, k + 1)
+    else:
+        assert k == 1
 
 
 def test_rounds_rotate_so_no_runner_always_goes_first():
@@ -263,6 +292,17 @@ SPEC = {
 def test_a_goal_can_fail():
     got = {g["goal"]: g["met"] for g in bench.evaluate(_fabricated(1.2, 1.04), SPEC)}
     assert got == {"fast": False, "compile": True, "jgd": None, "named": None}
+    run = _fabricated(1.2, 1.04)
+    run["results"][0]["variants"]["jgd-step"]["speedup_vs_optax_interval"] = [
+        1.1,
+        1.6,
+        0.93,
+    ]
+    rows = {g["goal"]: g for g in bench.evaluate(run, SPEC)}
+    # The interval is reported alongside; the verdict stays on the median.
+    assert rows["fast"]["interval"] == [1.1, 1.6, 0.93]
+    assert rows["fast"]["met"] is False
+    assert rows["compile"]["interval"] is None
     got = {g["goal"]: g["met"] for g in bench.evaluate(_fabricated(1.6, 1.06), SPEC)}
     assert got == {"fast": True, "compile": False, "jgd": None, "named": None}
 
@@ -312,7 +352,9 @@ def test_report_re_evaluates_goals(result, tmp_path, capsys):
     assert "| impossible | mlp-tiny adam | jgd | speedup_vs_optax |" in text
     assert "step-speed" not in text  # the recorded goals are not reused
     adam = data["mlp-tiny"]["results"][0]
-    assert f"({adam['variants']['jgd']['speedup_vs_optax']:.2f}x)" in text
+    jgd_cell = adam["variants"]["jgd"]
+    lo, hi, _ = jgd_cell["speedup_vs_optax_interval"]
+    assert f"({jgd_cell['speedup_vs_optax']:.2f}x [{lo:.2f}, {hi:.2f}])" in text
 
 
 def test_report_refuses_the_old_synthetic_format(tmp_path, capsys):

@@ -75,7 +75,8 @@ def _covers(selection: Any, name: str) -> bool:
 
 def evaluate(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per goal and covered cell of the run ``out``: the figure
-    measured and whether it meets the bound (``met`` None where the cell or
+    measured, its interval where the variant records ``<metric>_interval``,
+    and whether the figure meets the bound (``met`` None where the cell or
     the variant was not measured). A workload a goal names that the run did
     not include gets one row, not measured."""
     rows = []
@@ -97,12 +98,21 @@ def evaluate(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             seen.add(w)
             cell = r["variants"].get(g["variant"], {})
-            value = cell.get(g["metric"]) if cell.get("status") == "ok" else None
+            ok = cell.get("status") == "ok"
+            value = cell.get(g["metric"]) if ok else None
             met = None
             if value is not None:
                 met = value >= target - tol if op == ">=" else value <= target + tol
+            interval = cell.get(g["metric"] + "_interval") if ok else None
             rows.append(
-                base | {"workload": w, "optimizer": o, "measured": value, "met": met}
+                base
+                | {
+                    "workload": w,
+                    "optimizer": o,
+                    "measured": value,
+                    "interval": interval,
+                    "met": met,
+                }
             )
         if isinstance(g.get("workloads"), list):
             for w in g["workloads"]:
@@ -113,6 +123,7 @@ def evaluate(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
                             "workload": w,
                             "optimizer": None,
                             "measured": None,
+                            "interval": None,
                             "met": None,
                         }
                     )

@@ -56,6 +56,9 @@ METHODS = {
     "speedup_vs_optax": "the median over rounds of optax's elapsed/k over this "
     "variant's in the same round, same cell and run "
     "(> 1: faster than the hand-written optax step)",
+    "speedup_vs_optax_interval": "[low, high, coverage]: the k-th smallest and "
+    "k-th largest per-round ratio, a distribution-free interval for that median "
+    "with the coverage given (about 90%; k from the Binomial(rounds, 1/2) tails)",
     "compile_s": "lower_plus_compile_s: .lower(...) (tracing) plus .compile(), "
     "timed apart, after an untimed compile of jit(value_and_grad(loss)) warmed "
     "the caches the variants share; built compile_repeats times from a fresh "
@@ -114,6 +117,26 @@ def paired_speedup(ref_s: list[float], other_s: list[float]) -> float:
     """The median over rounds of the reference's time over the other's: both
     ran within the same round, so a slow spell of the machine moves both."""
     return statistics.median(a / b for a, b in zip(ref_s, other_s, strict=True))
+
+
+def paired_interval(
+    ref_s: list[float], other_s: list[float], level: float = 0.9
+) -> tuple[float, float, float]:
+    """A distribution-free interval for ``paired_speedup``: the k-th smallest
+    and k-th largest per-round ratio, k the largest with P(Binomial(n, 1/2)
+    < k) <= (1 - level) / 2. Returns (low, high, its coverage); with too few
+    rounds for ``level``, the smallest and largest ratio."""
+    ratios = sorted(a / b for a, b in zip(ref_s, other_s, strict=True))
+    n = len(ratios)
+    tail, k = 0.0, 0
+    while k < n // 2:
+        nxt = tail + math.comb(n, k) / 2**n
+        if nxt > (1 - level) / 2:
+            break
+        tail, k = nxt, k + 1
+    k = max(k, 1)
+    coverage = 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+    return ratios[k - 1], ratios[n - k], coverage
 
 
 def _limit(runners, med, times, ks, bytes_per_step) -> dict[str, Any]:
@@ -237,6 +260,8 @@ def add_ratios(row: dict[str, Any]) -> None:
     for v in row["variants"].values():
         if v.get("status") == "ok":
             v["speedup_vs_optax"] = paired_speedup(ref["rounds_s"], v["rounds_s"])
+            lo, hi, cover = paired_interval(ref["rounds_s"], v["rounds_s"])
+            v["speedup_vs_optax_interval"] = [lo, hi, cover]
             v["compile_ratio_vs_optax"] = (
                 v["lower_plus_compile_s"] / ref["lower_plus_compile_s"]
             )

@@ -43,14 +43,22 @@ def row_line(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def _goal_text(g: dict[str, Any]) -> tuple[str, str, str]:
-    """(verdict, where, bound) of one goal row."""
+def _interval(iv: list[float] | None) -> str:
+    return "" if not iv else f" [{iv[0]:.2f}, {iv[1]:.2f}]"
+
+
+def _goal_text(g: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(verdict, where, measured, bound) of one goal row; the measured figure
+    with its interval where the run recorded one."""
     verdict = {True: "met", False: "MISS", None: "n/a"}[g["met"]]
     where = f"{g['workload']} {g['optimizer'] or ''}".strip()
+    measured = "-"
+    if g["measured"] is not None:
+        measured = f"{g['measured']:.3g}" + _interval(g.get("interval"))
     bound = f"{g['op']} {g['target']}"
     if g.get("tolerance"):
         bound += f" (tolerance {g['tolerance']})"
-    return verdict, where, bound
+    return verdict, where, measured, bound
 
 
 def format_table(out: dict[str, Any]) -> str:
@@ -99,8 +107,7 @@ def format_table(out: dict[str, Any]) -> str:
     if out.get("goals"):
         lines += ["", f"goals ({out.get('goal_spec', {}).get('source')}):"]
         for g in out["goals"]:
-            verdict, where, bound = _goal_text(g)
-            measured = "-" if g["measured"] is None else f"{g['measured']:.3g}"
+            verdict, where, measured, bound = _goal_text(g)
             lines.append(
                 f"  {verdict:<4} {g['goal']:<24} {where:<24} {g['variant']:<20}"
                 f" {g['metric']} {measured} {bound}"
@@ -108,12 +115,17 @@ def format_table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _md_cells(r: dict, variants, seconds: str, ratio: str) -> list[str]:
-    """One Markdown cell per variant of row ``r``: ``seconds (ratio)``."""
+def _md_cells(r: dict, variants, seconds: str, ratio: str, ref: str) -> list[str]:
+    """One Markdown cell per variant of row ``r``: ``seconds (ratio)``, with
+    the ratio's interval where the run recorded one (not the reference's)."""
     cells = []
     for n in variants:
         c = _ok(r, n)
-        cells.append("-" if c is None else f"{fmt_s(c[seconds])} ({_x(c.get(ratio))})")
+        if c is None:
+            cells.append("-")
+            continue
+        iv = _interval(c.get(ratio + "_interval")) if n != ref else ""
+        cells.append(f"{fmt_s(c[seconds])} ({_x(c.get(ratio))}{iv})")
     return cells
 
 
@@ -121,6 +133,7 @@ def format_markdown(out: dict[str, Any]) -> str:
     """A recorded run as Markdown: the run's header, the step and compile
     tables with ratios to the optax step, the goals."""
     variants = out["settings"]["variants"]
+    ref = out["settings"].get("reference")
     d, v, env = out["device"], out["versions"], out.get("environment", {})
     loads = [
         f"{env[k][0]:.2f} at the {k[8:]}"
@@ -133,15 +146,16 @@ def format_markdown(out: dict[str, Any]) -> str:
         f"{out['duration_s'] / 60:.1f} min; load average " + " and ".join(loads) + ".",
         "",
         (
-            "Step time, and speedup over the hand-written optax step (> 1: faster); "
-            "`limit`: the least time the optimizer's memory traffic alone takes:"
+            "Step time, and speedup over the hand-written optax step (> 1: faster) "
+            "with its ~90% interval over rounds; `limit`: the least time the "
+            "optimizer's memory traffic alone takes:"
         ),
         "",
         "| workload | optimizer | leaves | limit | " + " | ".join(variants) + " |",
         "|---|---|--:|--:|" + "--:|" * len(variants),
     ]
     for r in out["results"]:
-        cells = _md_cells(r, variants, "step_s", "speedup_vs_optax")
+        cells = _md_cells(r, variants, "step_s", "speedup_vs_optax", ref)
         lines.append(
             f"| {r['workload']} | {r['optimizer']} | {r['n_leaves']} | "
             f"{fmt_s(r['limit']['step_s'])} | " + " | ".join(cells) + " |"
@@ -154,19 +168,20 @@ def format_markdown(out: dict[str, Any]) -> str:
         "|---|---|" + "--:|" * len(variants),
     ]
     for r in out["results"]:
-        cells = _md_cells(r, variants, "lower_plus_compile_s", "compile_ratio_vs_optax")
+        cells = _md_cells(
+            r, variants, "lower_plus_compile_s", "compile_ratio_vs_optax", ref
+        )
         lines.append(
             f"| {r['workload']} | {r['optimizer']} | " + " | ".join(cells) + " |"
         )
     if out.get("goals"):
         lines += [
             "",
-            "| goal | cell | variant | metric | measured | bound | met |",
+            "| goal | cell | variant | metric | measured [interval] | bound | met |",
             "|---|---|---|---|--:|---|---|",
         ]
         for g in out["goals"]:
-            verdict, where, bound = _goal_text(g)
-            measured = "-" if g["measured"] is None else f"{g['measured']:.3g}"
+            verdict, where, measured, bound = _goal_text(g)
             lines.append(
                 f"| {g['goal']} | {where} | {g['variant']} | {g['metric']} | "
                 f"{measured} | {bound} | {verdict} |"

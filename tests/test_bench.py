@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import mmap
 import statistics
 import tempfile
 from pathlib import Path
@@ -118,6 +119,8 @@ def test_every_variant_produces_a_time_and_the_ratios(result):
             assert v["compile_s"] == statistics.median(c for _, c in samples)
             paired = [a / b for a, b in zip(ref["rounds_s"], v["rounds_s"])]
             assert v["speedup_vs_optax"] == pytest.approx(statistics.median(paired))
+            assert len(v["minor_faults_per_step"]) == len(v["rounds_s"])
+            assert min(v["minor_faults_per_step"]) >= 0
             lo, hi, _ = v["speedup_vs_optax_interval"]
             assert min(paired) <= lo <= v["speedup_vs_optax"] <= hi <= max(paired)
             assert v["compile_ratio_vs_optax"] == pytest.approx(
@@ -162,6 +165,26 @@ def test_the_speedup_interval_is_two_order_statistics(n):
         assert coverage >= 0.9 > 1 - 2 * _binomial_tail(n, k + 1)
     else:
         assert k == 1
+
+
+def test_page_faults_are_counted_per_step():
+    def touch_fresh_memory(k):  # 16 MiB mapped afresh and written, per step
+        for _ in range(k):
+            with mmap.mmap(-1, 1 << 24) as m:
+                if hasattr(mmap, "MADV_NOHUGEPAGE"):  # 4 KiB pages, counted
+                    m.madvise(mmap.MADV_NOHUGEPAGE)
+                m.write(b"\1" * (1 << 24))
+
+    faults = {}
+    measure.interleave(
+        {"fresh": touch_fresh_memory, "idle": lambda k: None},
+        {"fresh": 3, "idle": 3},
+        2,
+        faults,
+    )
+    assert len(faults["fresh"]) == len(faults["idle"]) == 2
+    assert min(faults["fresh"]) > 1000  # 4096 pages of 4 KiB each
+    assert max(faults["idle"]) < 100
 
 
 def test_rounds_rotate_so_no_runner_always_goes_first():

@@ -70,6 +70,10 @@ METHODS = {
     "float32 buffer of working_set_floats, (b) numpy copyto between its two halves; "
     "limit step_s = the optimizer's bytes_per_step / that: the least time the "
     "optimizer update alone can take; limit_fraction = limit step_s / step_s",
+    "minor_faults_per_step": "per round, the process's minor page faults "
+    "(getrusage ru_minflt) over the round's steps: with several programs "
+    "interleaved, glibc can hand freed memory back and fault it in again on the "
+    "next step, a cost of the harness that a lone training loop does not pay",
     "memory": "xla_memory: XLA's memory analysis of the compiled step "
     "(peak_bytes = arguments + outputs - aliased + temporaries)",
     "first_loss": "the loss of each variant's first step: the same params and "
@@ -100,17 +104,33 @@ def rotations(names: list[str], rounds: int):
 
 
 def interleave(
-    runs: dict[str, Callable[[int], None]], ks: dict[str, int], rounds: int
+    runs: dict[str, Callable[[int], None]],
+    ks: dict[str, int],
+    rounds: int,
+    faults: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """Per name, the seconds per step of each round (``runs[name](k)`` timed,
-    over k), the rounds in ``rotations``."""
+    over k), the rounds in ``rotations``. A ``faults`` dict gets, per name,
+    the process's minor page faults per step of each round: the allocator
+    handing memory back and touching it anew shows up there."""
     times: dict[str, list[float]] = {n: [] for n in runs}
     for order in rotations(list(runs), rounds):
         for n in order:
+            f0 = _minor_faults()
             t0 = time.perf_counter()
             runs[n](ks[n])
             times[n].append((time.perf_counter() - t0) / ks[n])
+            if faults is not None:
+                faults.setdefault(n, []).append((_minor_faults() - f0) / ks[n])
     return times
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not on this platform: recorded as none
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def paired_speedup(ref_s: list[float], other_s: list[float]) -> float:
@@ -218,7 +238,9 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
         n: _calibrate(r, settings["min_round_s"], settings["max_k"])
         for n, r in runners.items()
     }
-    times = interleave({n: r.run for n, r in runners.items()}, ks, settings["rounds"])
+    faults: dict[str, list[float]] = {}
+    runs = {n: r.run for n, r in runners.items()}
+    times = interleave(runs, ks, settings["rounds"], faults)
     med = {n: statistics.median(ts) for n, ts in times.items()}
     row["limit"] = _limit(runners, med, times, ks, row["bytes_per_step"])
 
@@ -231,6 +253,7 @@ def _cell(workload: str, opt_name: str, variants, settings, params_np, batch, lo
             "step_s_min": min(times[n]),
             "rounds_s": times[n],
             "steps_per_round": ks[n],
+            "minor_faults_per_step": faults[n],
             "lower_s": r.lower_s,
             "compile_s": r.compile_s,
             "lower_plus_compile_s": r.lower_s + r.compile_s,

@@ -1,7 +1,8 @@
 """One cell of ``jgd bench``, rerun with a ceiling: how fast could any optimizer make it?
 
 Times, interleaved (15 rounds of 10 steps, each round starting one variant
-further along; median of the per-round ratios), on one of ``jgd bench``'s
+further along; median of the per-round ratios, with its ~90% interval),
+on one of ``jgd bench``'s
 real models: the hand-written optax step; the same step whose update is a
 no-op scaled gradient (``p - 1e-9 * g``: the forward and backward passes and
 one trivial loop per leaf, a ceiling for any optimizer); and
@@ -25,7 +26,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jgd
 import jgd.train as T
-from jgd.bench.measure import interleave, paired_speedup
+from jgd.bench.measure import interleave, paired_interval, paired_speedup
 from jgd.bench.workloads import LR, WORKLOADS
 
 OPTIMIZERS = {
@@ -86,11 +87,16 @@ def main() -> None:
         n: {
             "step_s": float(np.median(times[n])),
             "speedup_vs_optax": paired_speedup(times["optax"], times[n]),
+            "speedup_vs_optax_interval": paired_interval(times["optax"], times[n]),
         }
         for n in runs
     }
     for n, r in rows.items():
-        print(f"{n:14s} {r['step_s'] * 1e3:8.2f} ms  {r['speedup_vs_optax']:.2f}x")
+        lo, hi, _ = r["speedup_vs_optax_interval"]
+        print(
+            f"{n:14s} {r['step_s'] * 1e3:8.2f} ms  {r['speedup_vs_optax']:.2f}x "
+            f"[{lo:.2f}, {hi:.2f}]"
+        )
     out = (
         Path(__file__).parent
         / "results"

@@ -1,12 +1,11 @@
 """One cell of ``jgd bench``, rerun with a ceiling: how fast could any optimizer make it?
 
 Times, interleaved (15 rounds of 10 steps, each round starting one variant
-further along; median of the per-round ratios, with its ~90% interval),
-on one of ``jgd bench``'s
-real models: the hand-written optax step; the same step whose update is a
-no-op scaled gradient (``p - 1e-9 * g``: the forward and backward passes and
-one trivial loop per leaf, a ceiling for any optimizer); and
-``jgd.train.make_step``. Ratios are to the optax step.
+further along; median of the per-round ratios, with its ~90% interval), on
+one of ``jgd bench``'s real models: the hand-written optax step; the same
+step whose update is a no-op scaled gradient (``p - 1e-9 * g``: the forward
+and backward passes and one trivial loop per leaf, a ceiling for any
+optimizer); and ``jgd.train.make_step``. Ratios are to the optax step.
 
     python benchmarks/paired.py resmlp-100 adam     # writes results/paired-resmlp-100-adam.json
 """

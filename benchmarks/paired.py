@@ -2,10 +2,12 @@
 
 Times, interleaved (15 rounds of 10 steps, each round starting one variant
 further along; median of the per-round ratios, with its ~90% interval), on
-one of ``jgd bench``'s real models: the hand-written optax step; the same
-step whose update is a no-op scaled gradient (``p - 1e-9 * g``: the forward
-and backward passes and one trivial loop per leaf, a ceiling for any
-optimizer); and ``jgd.train.make_step``. Ratios are to the optax step.
+one of ``jgd bench``'s real models: the hand-written optax step; that step
+compiled with ``jgd.train.COMPILER_OPTIONS`` (what jgd's XLA settings alone
+give); the same step whose update is a no-op scaled gradient (``p - 1e-9 *
+g``: the forward and backward passes and one trivial loop per leaf, a
+ceiling for any optimizer); and ``jgd.train.make_step``, with jgd's XLA
+settings and with XLA's defaults. Ratios are to the optax step.
 
     python benchmarks/paired.py resmlp-100 adam     # writes results/paired-resmlp-100-adam.json
 """
@@ -44,7 +46,7 @@ def main() -> None:
     params = jax.tree.map(jnp.asarray, model.init(0))
     batch = jax.tree.map(jnp.asarray, model.batch(0))
 
-    def hand(no_op: bool):
+    def hand(no_op: bool, options=None):
         tx = OPTIMIZERS[args.optimizer](optax)
 
         def step(p, s, b):
@@ -56,7 +58,7 @@ def main() -> None:
 
         p = jax.tree.map(jnp.copy, params)
         s = tx.init(p)
-        fn = jax.jit(step, donate_argnums=(0, 1)).lower(p, s, batch).compile()
+        fn = jax.jit(step, donate_argnums=(0, 1)).lower(p, s, batch).compile(options)
         box = [p, s]
 
         def run(k):
@@ -66,9 +68,10 @@ def main() -> None:
 
         return run
 
-    def make_step():
+    def make_step(options=None):
         state = T.init(params, OPTIMIZERS[args.optimizer](jgd))
-        fn = T.make_step(model.loss).lower(state, batch).compile()
+        step = T.make_step(model.loss, compiler_options=options)
+        fn = step.lower(state, batch).compile()
         box = [state]
 
         def run(k):
@@ -78,7 +81,14 @@ def main() -> None:
 
         return run
 
-    runs = {"optax": hand(False), "no-op update": hand(True), "jgd-step": make_step()}
+    jgd_options = T.COMPILER_OPTIONS.get(jax.default_backend())
+    runs = {
+        "optax": hand(False),
+        "optax, jgd's XLA options": hand(False, jgd_options),
+        "no-op update": hand(True),
+        "jgd-step": make_step(),
+        "jgd-step, XLA defaults": make_step({}),
+    }
     for run in runs.values():
         run(2)
     times = interleave(runs, dict.fromkeys(runs, 10), args.rounds)
@@ -93,7 +103,7 @@ def main() -> None:
     for n, r in rows.items():
         lo, hi, _ = r["speedup_vs_optax_interval"]
         print(
-            f"{n:14s} {r['step_s'] * 1e3:8.2f} ms  {r['speedup_vs_optax']:.2f}x "
+            f"{n:26s} {r['step_s'] * 1e3:8.2f} ms  {r['speedup_vs_optax']:.2f}x "
             f"[{lo:.2f}, {hi:.2f}]"
         )
     out = (

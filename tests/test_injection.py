@@ -139,7 +139,7 @@ def test_current_hyperparams_on_a_train_state():
     assert jgd.current_hyperparams(state)["1/learning_rate"] == 0.0
     for k in before:
         np.testing.assert_array_equal(state.params[k], before[k])
-    assert step._jit._cache_size() == 1
+    assert step._top._cache_size() == 1
 
 
 TRACES: list = []

@@ -32,9 +32,10 @@ Example:
 
 from jgd.train.fit import History, NonFiniteLossError, fit
 from jgd.train.layout import PACK_BELOW, Layout, PerLeaf
-from jgd.train.step import TrainState, init, make_step
+from jgd.train.step import COMPILER_OPTIONS, TrainState, init, make_step
 
 __all__ = [
+    "COMPILER_OPTIONS",
     "PACK_BELOW",
     "History",
     "Layout",

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd.base import check_int
-from jgd.train.step import init, step_fn
+from jgd.train.step import default_compiler_options, init, step_fn
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
@@ -160,7 +160,7 @@ def _compiled_epoch(loss_fn, key: tuple, make: Callable, args: tuple):
         cache[full_key] = cache.pop(full_key)  # most recently used last
         return cache[full_key], 0.0
     t0 = time.perf_counter()
-    compiled = jax.jit(make()).lower(*args).compile()
+    compiled = jax.jit(make()).lower(*args).compile(default_compiler_options() or None)
     cache[full_key] = compiled
     while len(cache) > _KEEP:
         cache.pop(next(iter(cache)))

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import core as jax_core
 
 from jgd import tree
 from jgd.base import (
@@ -37,7 +38,12 @@ from jgd.train.layout import (
 )
 from jgd.transforms.nonfinite import LeafFlags
 
-__all__ = ["TrainState", "init", "make_step"]
+__all__ = ["COMPILER_OPTIONS", "TrainState", "init", "make_step"]
+
+# XLA:CPU copies a donated param that the backward pass still reads before
+# updating it in place; region-based live-range analysis (on by default for
+# TPU, off for CPU) proves the read comes first and drops the copy.
+COMPILER_OPTIONS = {"cpu": {"xla_cpu_copy_insertion_use_region_analysis": True}}
 
 
 @register
@@ -187,6 +193,18 @@ def _traced(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def default_compiler_options() -> dict[str, Any]:
+    """``COMPILER_OPTIONS`` for jax's default backend."""
+    return dict(COMPILER_OPTIONS.get(jax.default_backend(), {}))
+
+
+def _top_level() -> bool:
+    """Whether no jax transformation is tracing (jax has no public test;
+    without this one, compiler options are never applied)."""
+    clean = getattr(jax_core, "trace_state_clean", None)
+    return clean is not None and clean()
+
+
 def check_opt(name: str, state: TrainState) -> None:
     """The state's optimizer must fit its layout: packed buckets only for
     optimizers that need no leaf boundaries, split by the same masks."""
@@ -330,6 +348,7 @@ def make_step(
     grad_norm: bool = False,
     donate: bool = True,
     skip_nonfinite: bool = False,
+    compiler_options: dict[str, Any] | None = None,
 ) -> Callable:
     """A compiled training step ``(state, batch) -> (state, metrics)``.
 
@@ -375,6 +394,13 @@ def make_step(
             False: the step then has no such check. For a limit on how many
             steps in a row to skip, wrap the optimizer in
             ``jgd.apply_if_finite`` instead.
+        compiler_options: XLA options for the step when it is called at top
+            level (not inside another ``jit``, ``vmap`` or ``grad``, where the
+            outer program's options hold). None (default) takes
+            ``jgd.train.COMPILER_OPTIONS`` for the default backend: on CPU,
+            region-based copy insertion, which drops XLA's copy of each
+            donated param read by the backward pass (same numbers, bit for
+            bit). ``{}`` compiles with XLA's defaults.
 
     Returns:
         The jitted step (``step.lower(state, batch).compile()`` compiles it
@@ -402,7 +428,15 @@ def make_step(
             "with jgd.train.init(params, opt) and call make_step(loss_fn)."
         )
     name = "jgd.train.make_step"
-    return _Step(step_fn(loss_fn, has_aux, name, grad_norm, skip_nonfinite), donate)
+    if compiler_options is None:
+        compiler_options = default_compiler_options()
+    elif not isinstance(compiler_options, dict):
+        raise TypeError(
+            f"{name}: compiler_options must be a dict of XLA options or None; got "
+            f"{type(compiler_options).__name__}."
+        )
+    fn = step_fn(loss_fn, has_aux, name, grad_norm, skip_nonfinite)
+    return _Step(fn, donate, compiler_options)
 
 
 class _Step:
@@ -412,8 +446,15 @@ class _Step:
 
     name = "jgd.train.make_step"
 
-    def __init__(self, fn: Callable, donate: bool):
-        self._jit = jax.jit(fn, donate_argnums=0 if donate else ())
+    def __init__(self, fn: Callable, donate: bool, options: dict[str, Any]):
+        donate_argnums = 0 if donate else ()
+        self._jit = jax.jit(fn, donate_argnums=donate_argnums)
+        # jax refuses compiler options on a jit traced inside another one.
+        self._top = self._jit
+        if options:
+            self._top = jax.jit(
+                fn, donate_argnums=donate_argnums, compiler_options=options
+            )
         self._fits: Any = None  # the last optimizer found to fit its layout
 
     def _args(self, state: TrainState, batch: Any, offsets: Any = None) -> tuple:
@@ -441,7 +482,8 @@ class _Step:
         return carry, fits[2], batch, offsets
 
     def __call__(self, state: TrainState, batch: Any):
-        return self._run(self._jit, state, self._args(state, batch))
+        fn = self._top if _top_level() else self._jit
+        return self._run(fn, state, self._args(state, batch))
 
     def _run(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
         try:
@@ -460,7 +502,8 @@ class _Step:
         ``memory_analysis``, ...) are jax's."""
         _check_alive(self.name, state)
         args = self._args(state, batch)
-        return _Bound(self._jit.lower(*args), self, args[-1])
+        fn = self._top if _top_level() else self._jit
+        return _Bound(fn.lower(*args), self, args[-1])
 
 
 class _Bound:

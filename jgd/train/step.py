@@ -17,7 +17,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax._src import core as jax_core
 
 from jgd import tree
 from jgd.base import (
@@ -198,11 +197,21 @@ def default_compiler_options() -> dict[str, Any]:
     return dict(COMPILER_OPTIONS.get(jax.default_backend(), {}))
 
 
+def _trace_state_test() -> Callable[[], bool] | None:
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # a jax without it: XLA's defaults, the same numbers
+        return None
+    return trace_state_clean
+
+
+_TRACE_STATE_CLEAN = _trace_state_test()
+
+
 def _top_level() -> bool:
     """Whether no jax transformation is tracing (jax has no public test;
     without this one, compiler options are never applied)."""
-    clean = getattr(jax_core, "trace_state_clean", None)
-    return clean is not None and clean()
+    return _TRACE_STATE_CLEAN is not None and _TRACE_STATE_CLEAN()
 
 
 def check_opt(name: str, state: TrainState) -> None:

@@ -1,9 +1,11 @@
 """Small models, where make_step's fixed costs show: the hand-written optax
-step, make_step with its default layout (small leaves packed) and with every
-leaf resident (``pack_below=0``), on unrolled residual MLPs of width 64 and
-1 to 50 blocks, and two small MLPs (Adam, batch 32).
+step, and make_step with its default layout, with every small leaf packed
+(``flat=True``) and leaf by leaf (``flat=False``), on unrolled residual MLPs
+of width 64 and 1 to 50 blocks, and two small MLPs (Adam, batch 32). The
+default packs from ``jgd.train.PACK_MIN_LEAVES`` small leaves or
+``PACK_MIN_SIZE`` elements.
 
-The three are compiled first and timed interleaved, ``--rounds`` rounds of
+The four are compiled first and timed interleaved, ``--rounds`` rounds of
 about 0.15 s each, each round starting one further along; ratios are medians
 of per-round ratios with their ~90% intervals. ``benchmarks/README.md``
 ("Tiny models") quotes the run.
@@ -41,7 +43,12 @@ MODELS = {
     "mlp-64": models.mlp("mlp-64", (64, 64, 64, 10), batch=32),
     "mlp-16": models.mlp("mlp-16", (16, 32, 32, 4), batch=32),
 }
-PAIRS = (("optax", "packed"), ("optax", "resident"), ("resident", "packed"))
+PAIRS = (
+    ("optax", "default"),
+    ("optax", "packed"),
+    ("optax", "leaf-by-leaf"),
+    ("leaf-by-leaf", "packed"),
+)
 
 
 def _variants(model) -> dict:
@@ -77,10 +84,16 @@ def _variants(model) -> dict:
 
     runs = {
         "optax": optax_run,
-        "packed": make_step(),
-        "resident": make_step(pack_below=0),
+        "default": make_step(),
+        "packed": make_step(flat=True),
+        "leaf-by-leaf": make_step(flat=False),
     }
-    return {"runs": runs, "leaves": len(jax.tree.leaves(params))}
+    state = T.init(params, jgd.adam(LR))
+    return {
+        "runs": runs,
+        "leaves": len(jax.tree.leaves(params)),
+        "default_layout": type(state.layout).__name__,
+    }
 
 
 def main() -> None:
@@ -100,6 +113,7 @@ def main() -> None:
         times = interleave(runs, dict.fromkeys(runs, k), args.rounds)
         row = {
             "leaves": built["leaves"],
+            "default_layout": built["default_layout"],
             "optax_step_s": float(np.median(times["optax"])),
         }
         for ref, other in PAIRS:
@@ -114,7 +128,7 @@ def main() -> None:
             if isinstance(v, dict)
         )
         print(
-            f"{name:10s} {row['leaves']:3d} leaves  optax "
+            f"{name:10s} {row['leaves']:3d} leaves ({row['default_layout']})  optax "
             f"{row['optax_step_s'] * 1e6:8.1f} us  {cells}",
             flush=True,
         )

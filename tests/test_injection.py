@@ -123,7 +123,7 @@ def test_current_hyperparams_on_a_train_state():
     params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
     loss = lambda p, x: jnp.sum((p["w"] @ x + p["b"]) ** 2)
     opt = jgd.chain(jgd.adam(LR), jgd.inject_hyperparams(jgd.sgd)(learning_rate=1.0))
-    state = T.init(params, opt)
+    state = T.init(params, opt, flat=True)
     assert isinstance(state.layout, T.Layout)  # both pieces are element-wise
     step = T.make_step(loss)
     for _ in range(2):

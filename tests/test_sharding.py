@@ -236,7 +236,7 @@ def run_case(scenario, opt_name, params, batch, expected):
     after_steps, after_fit = expected[opt_name]
 
     def train_state(steps):
-        state = jgd.train.init(p, make_opt())
+        state = jgd.train.init(p, make_opt(), flat=True)  # packed, as a big model
         if steps:
             step = jgd.train.make_step(loss_fn)
             for _ in range(steps):
@@ -253,7 +253,14 @@ def run_case(scenario, opt_name, params, batch, expected):
 
     def fit():
         out, _ = jgd.train.fit(
-            loss_fn, p, make_opt(), b, epochs=2, batch_size=16, progress=False
+            loss_fn,
+            p,
+            make_opt(),
+            b,
+            epochs=2,
+            batch_size=16,
+            progress=False,
+            flat=True,
         )
         s = check_tree("fit", out, shardings)
         return {

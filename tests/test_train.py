@@ -226,7 +226,7 @@ def test_global_norm_clipping_is_exact_across_buckets():
 
 def test_flat_layout_buckets_by_dtype_and_mask():
     params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3), "e": jnp.ones(4, jnp.bfloat16)}
-    state = T.init(params, jgd.adamw(0.1, mask=decay_matrices))
+    state = T.init(params, jgd.adamw(0.1, mask=decay_matrices), flat=True)
     layout = state.layout
     assert {b.name: b.size for b in layout.buckets} == {
         "float32/mask=1": 6,
@@ -236,7 +236,7 @@ def test_flat_layout_buckets_by_dtype_and_mask():
     assert all(x.ndim == 1 for x in state.stored_params.values())
     assert state.stored_params["bfloat16/mask=0"].dtype == jnp.bfloat16
     # Without a mask, one bucket per dtype.
-    state = T.init(params, jgd.adam(0.1))
+    state = T.init(params, jgd.adam(0.1), flat=True)
     assert state.layout.names == ("float32", "bfloat16")
     # The user's tree comes back with its dtypes.
     back = state.params
@@ -267,7 +267,9 @@ def test_masked_adamw_flat_matches_optax():
 
 def test_mask_as_prefix_of_the_params_tree():
     params = {"dense": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}, "scale": jnp.ones(())}
-    state = T.init(params, jgd.adamw(0.1, mask={"dense": True, "scale": False}))
+    state = T.init(
+        params, jgd.adamw(0.1, mask={"dense": True, "scale": False}), flat=True
+    )
     assert {b.name: b.size for b in state.layout.buckets} == {
         "float32/mask=1": 6,
         "float32/mask=0": 1,
@@ -276,7 +278,7 @@ def test_mask_as_prefix_of_the_params_tree():
 
 def test_empty_params_with_a_masked_optimizer():
     opt = jgd.adamw(0.1, mask=decay_matrices)
-    state = T.init({}, opt)
+    state = T.init({}, opt, flat=True)
     assert state.layout.buckets == () and state.layout.masks == 1
     state, m = T.make_step(lambda p, x: jnp.sum(x), grad_norm=True)(state, jnp.ones(2))
     assert state.params == {} and int(state.step) == 1
@@ -306,7 +308,7 @@ def test_mask_that_does_not_match_the_params_is_a_type_error():
 
 
 def test_state_is_a_pytree_that_jit_and_tree_map_see():
-    state = T.init({"w": jnp.ones(3), "b": jnp.zeros(())}, jgd.adam(0.1))
+    state = T.init({"w": jnp.ones(3), "b": jnp.zeros(())}, jgd.adam(0.1), flat=True)
     leaves = jax.tree.leaves(state.replace(opt=None))
     # params bucket, count, mu bucket, nu bucket, step: a handful of buffers.
     assert len(leaves) == 5

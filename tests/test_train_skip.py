@@ -47,7 +47,7 @@ def step():
 
 def test_a_nonfinite_step_is_skipped_and_named(step):
     state = jgd.train.init(
-        PARAMS, jgd.chain(jgd.clip_by_global_norm(1.0), jgd.adam(0.1))
+        PARAMS, jgd.chain(jgd.clip_by_global_norm(1.0), jgd.adam(0.1)), flat=True
     )
     assert isinstance(state.layout, jgd.train.Layout)  # packed buckets
     state, metrics = step(state, GOOD[0])

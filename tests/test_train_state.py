@@ -136,7 +136,7 @@ def test_fit_reuses_its_compiled_epoch_for_a_new_learning_rate():
 def test_big_leaves_stay_resident_and_only_small_ones_are_packed():
     big = T.PACK_BELOW // 4  # w has PACK_BELOW elements
     params = _params(big)
-    state = T.init(params, jgd.adam(1e-3))
+    state = T.init(params, jgd.adam(1e-3), flat=True)
     stored = state.stored_params
     assert stored["leaf['w']"].shape == (big, 4)  # the leaf itself
     assert stored["float32"].shape == (5,)  # b and s, packed
@@ -146,10 +146,28 @@ def test_big_leaves_stay_resident_and_only_small_ones_are_packed():
     # One slice per packed leaf, none for the resident one.
     assert text.as_text().count("dynamic_slice") == 2
     # No threshold: everything resident, no slice at all.
-    state = T.init(params, jgd.adam(1e-3), pack_below=0)
+    state = T.init(params, jgd.adam(1e-3), flat=True, pack_below=0)
     assert state.layout.buckets == ()
     lowered = T.make_step(lambda p, x: jnp.sum(p["w"])).lower(state, 0.0)
     assert "dynamic_slice" not in lowered.as_text()
+
+
+def test_the_default_packs_only_many_small_leaves_or_a_big_model():
+    """Packing costs a fixed few tens of microseconds a step: flat=None packs
+    when there are PACK_MIN_LEAVES small leaves or PACK_MIN_SIZE elements,
+    and stores a small model of few leaves leaf by leaf; flat=True packs."""
+    few = {f"b{i}": jnp.zeros(8) for i in range(T.PACK_MIN_LEAVES - 1)}
+    assert isinstance(T.init(few, jgd.adam(1e-3)).layout, T.PerLeaf)
+    assert isinstance(T.init(few, jgd.adam(1e-3), flat=True).layout, T.Layout)
+    many = {**few, "one_more": jnp.zeros(8)}
+    assert isinstance(T.init(many, jgd.adam(1e-3)).layout, T.Layout)
+    # Few small leaves, but a big model: packed, the big leaves resident.
+    rows = -(-T.PACK_MIN_SIZE // T.PACK_BELOW)
+    big = {"b": jnp.zeros(8), "w": jnp.zeros((rows, T.PACK_BELOW))}
+    state = T.init(big, jgd.adam(1e-3))
+    assert isinstance(state.layout, T.Layout)
+    assert state.stored_params["leaf['w']"].shape == big["w"].shape
+    assert isinstance(T.init({"w": big["w"][:-1]}, jgd.adam(1e-3)).layout, T.PerLeaf)
 
 
 def test_packed_resident_and_leaf_by_leaf_give_the_same_numbers():
@@ -234,7 +252,7 @@ def test_wrappers_pack_when_what_they_wrap_does():
 
 
 def test_a_packed_state_refuses_an_optimizer_that_needs_leaves():
-    state = T.init(_params(), jgd.adam(1e-2))
+    state = T.init(_params(), jgd.adam(1e-2), flat=True)
     step = T.make_step(_counting_loss()[0])
     bad = state.replace(opt=jgd.chain(optax.scale_by_trust_ratio(), jgd.scale(-0.1)))
     with pytest.raises(ValueError, match=r"make_step: .*needs leaf boundaries.*init"):
@@ -244,7 +262,9 @@ def test_a_packed_state_refuses_an_optimizer_that_needs_leaves():
     )
     with pytest.raises(ValueError, match=r"mask groups the leaves differently"):
         step(masked, X)
-    state = T.init(_params(), jgd.adamw(1e-2, mask={"w": True, "b": False, "s": False}))
+    state = T.init(
+        _params(), jgd.adamw(1e-2, mask={"w": True, "b": False, "s": False}), flat=True
+    )
     regrouped = state.replace(
         opt=jgd.adamw(1e-2, mask={"w": False, "b": True, "s": False})
     )

@@ -31,12 +31,14 @@ Example:
 """
 
 from jgd.train.fit import History, NonFiniteLossError, fit
-from jgd.train.layout import PACK_BELOW, Layout, PerLeaf
+from jgd.train.layout import PACK_BELOW, PACK_MIN_LEAVES, PACK_MIN_SIZE, Layout, PerLeaf
 from jgd.train.step import COMPILER_OPTIONS, TrainState, init, make_step
 
 __all__ = [
     "COMPILER_OPTIONS",
     "PACK_BELOW",
+    "PACK_MIN_LEAVES",
+    "PACK_MIN_SIZE",
     "History",
     "Layout",
     "NonFiniteLossError",

@@ -27,6 +27,8 @@ from jgd.transforms import AddDecayedWeights
 
 __all__ = [
     "PACK_BELOW",
+    "PACK_MIN_LEAVES",
+    "PACK_MIN_SIZE",
     "Bucket",
     "Layout",
     "PerLeaf",
@@ -38,6 +40,11 @@ __all__ = [
 # Leaves with fewer elements than this are packed into buckets; bigger ones
 # stay resident. Measured on real models (benchmarks/README.md, "layout").
 PACK_BELOW = 1 << 14
+# With flat=None, packing also needs many small leaves or a model big enough
+# that its step outlasts packing's fixed cost (tens of microseconds a step);
+# measured in benchmarks/small_models.py.
+PACK_MIN_LEAVES = 64
+PACK_MIN_SIZE = 1 << 18
 
 
 class Bucket(NamedTuple):
@@ -462,6 +469,11 @@ def _resident_key(path: Any) -> str:
     return "leaf" + (jax.tree_util.keystr(path) or "[]")
 
 
+def _worth_packing(arrays: list, pack_below: int) -> bool:
+    small = sum(1 for a in arrays if a.size < pack_below)
+    return small >= PACK_MIN_LEAVES or sum(a.size for a in arrays) >= PACK_MIN_SIZE
+
+
 def make_layout(
     name: str, arrays: list, treedef: Any, opt: Any, flat: bool | None, pack_below: int
 ) -> Layout | PerLeaf:
@@ -491,6 +503,8 @@ def make_layout(
     except _ElementwiseMask:
         if flat:
             raise
+        return per_leaf
+    if flat is None and not _worth_packing(arrays, pack_below):
         return per_leaf
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     keys: dict[tuple, list[int]] = {}

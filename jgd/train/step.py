@@ -117,10 +117,14 @@ def init(
         opt: a jgd optimizer or transform, or an optax ``GradientTransformation``;
             it travels in the state (``state.opt``).
         flat: None (default) packs leaves smaller than ``pack_below`` elements
-            into buckets unless ``opt`` needs leaf boundaries (per-leaf norms,
-            masks over the user's tree, optax chains), then stores leaf by
-            leaf; True packs and refuses such an ``opt``; False stores leaf
-            by leaf. Leaves split across devices always stay resident.
+            into buckets when packing pays: there are at least
+            ``jgd.train.PACK_MIN_LEAVES`` of them, or the params hold at least
+            ``jgd.train.PACK_MIN_SIZE`` elements (on a smaller model the
+            step is too short to repay packing's fixed cost); it stores leaf
+            by leaf otherwise, and when ``opt`` needs leaf boundaries
+            (per-leaf norms, masks over the user's tree, optax chains). True
+            packs and refuses such an ``opt``; False stores leaf by leaf.
+            Leaves split across devices always stay resident.
         pack_below: the packing threshold in elements (default
             ``jgd.train.PACK_BELOW``); 0 packs nothing.
 
@@ -136,7 +140,10 @@ def init(
 
     Example:
         >>> import jax.numpy as jnp, jgd, jgd.train
-        >>> state = jgd.train.init({"w": jnp.zeros(3), "b": 0.0}, jgd.adam(1e-3))
+        >>> params = {"w": jnp.zeros(3), "b": 0.0}
+        >>> type(jgd.train.init(params, jgd.adam(1e-3)).layout).__name__
+        'PerLeaf'
+        >>> state = jgd.train.init(params, jgd.adam(1e-3), flat=True)
         >>> state.layout.names, state.stored_params["float32"].shape
         (('float32',), (4,))
     """

@@ -375,13 +375,14 @@ def _loss(p, batch):
 
 
 def test_lookahead_through_fit(x64):
-    """fit on plain params equals a hand loop (leaf by leaf storage: wrappers
-    are not packable, so fit's default flat=True refuses them, saying how)."""
+    """fit on plain params equals a hand loop: wrappers are not packable, so
+    fit's default stores them leaf by leaf, and flat=True refuses them,
+    saying how."""
     rng = np.random.default_rng(0)
     params = {"w": jnp.asarray(rng.normal(size=(3,))), "b": jnp.asarray(0.3)}
     data = jnp.asarray(rng.normal(size=(8, 3)))
     opt = jgd.lookahead(jgd.adam(0.1), 2, 0.5)
-    got, _ = T.fit(_loss, params, opt, data, epochs=5, flat=False, progress=False)
+    got, _ = T.fit(_loss, params, opt, data, epochs=5, progress=False)
 
     @jax.jit
     def step(p, s):
@@ -393,7 +394,7 @@ def test_lookahead_through_fit(x64):
         p, s = step(p, s)
     assert_trees_close(got, p, 1e-12, where="fit")
     with pytest.raises(ValueError, match="Lookahead needs leaf boundaries"):
-        T.fit(_loss, params, opt, data, epochs=1, progress=False)
+        T.fit(_loss, params, opt, data, epochs=1, progress=False, flat=True)
 
 
 # --------------------------------------------------------------------------

@@ -753,3 +753,30 @@ def test_relu_mlp_learns_the_blobs():
     )
     predicted = jnp.argmax(model.apply(trained, x), axis=-1)
     assert float(jnp.mean(predicted == labels)) >= 0.97
+
+
+def test_fit_runs_an_optimizer_that_needs_leaves_by_default():
+    """fit's default stores optax's lamb (per-leaf trust ratios) leaf by
+    leaf and gives the hand loop's numbers; flat=True refuses it."""
+    params = {"w": jnp.ones((2, 2)), "b": jnp.full(2, 0.5)}
+    data = jnp.asarray(np.random.default_rng(0).normal(size=(4, 2)), jnp.float32)
+
+    def loss(p, x):
+        return jnp.mean((x @ p["w"] + p["b"][None, :]) ** 2)
+
+    opt = optax.lamb(1e-2)
+
+    @jax.jit
+    def step(p, s):
+        u, s = opt.update(jax.grad(loss)(p, data), s, p)
+        return optax.apply_updates(p, u), s
+
+    with standard_promotion():  # optax mixes Python floats and int32 counts
+        got, _ = T.fit(loss, params, opt, data, epochs=3, progress=False)
+        p, s = params, opt.init(params)
+        for _ in range(3):
+            p, s = step(p, s)
+    for k in params:
+        np.testing.assert_allclose(got[k], p[k], rtol=1e-6)
+    with pytest.raises(ValueError, match="needs leaf boundaries"):
+        T.fit(loss, params, opt, data, epochs=1, progress=False, flat=True)

@@ -225,7 +225,7 @@ def fit(
     drop_last: bool = False,
     progress: bool = True,
     callbacks: Sequence[Callable] | None = None,
-    flat: bool = True,
+    flat: bool | None = None,
 ) -> tuple[Any, History]:
     """Train ``params`` on ``data`` for some epochs; return them and a history.
 
@@ -265,7 +265,9 @@ def fit(
         callbacks: callables ``cb(epoch, params, metrics)`` run after each
             epoch, ``metrics`` a dict of ``loss`` (float), ``step_loss`` and
             ``grad_norm`` (arrays); one returning True stops training.
-        flat: how the state stores the params (see ``jgd.train.init``).
+        flat: how the state stores the params, as in ``jgd.train.init``:
+            None (default) packs small leaves where packing pays and stores
+            optimizers that need leaf boundaries leaf by leaf.
 
     Returns:
         ``(params, history)``: the trained params pytree and a ``History``.

@@ -392,19 +392,21 @@ def _copies_of_donated_params(step, state, x) -> int:
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU compiler option")
-def test_make_step_updates_donated_params_without_copying_them():
+@pytest.mark.parametrize("flat", [True, False])
+def test_make_step_updates_donated_params_without_copying_them(flat):
     """On CPU the default options drop XLA's copy of each donated param the
-    backward pass reads (XLA's own defaults keep it), with the same numbers
-    bit for bit, and the step still runs inside an outer jit."""
+    backward pass reads (XLA's own defaults keep it), packed or leaf by leaf,
+    with the same numbers bit for bit, and the step still runs inside an
+    outer jit."""
     model = models.mlp("mlp", (32, 128, 128, 10), batch=8)
     params, x, loss = model.init(0), model.batch(0), model.loss
     opt = jgd.adam(1e-2)
     ours, xlas = T.make_step(loss), T.make_step(loss, compiler_options={})
-    assert _copies_of_donated_params(xlas, T.init(params, opt), x) > 0
-    assert _copies_of_donated_params(ours, T.init(params, opt), x) == 0
+    assert _copies_of_donated_params(xlas, T.init(params, opt, flat=flat), x) > 0
+    assert _copies_of_donated_params(ours, T.init(params, opt, flat=flat), x) == 0
     finals = []
     for step in (ours, xlas, jax.jit(T.make_step(loss, donate=False))):
-        state = T.init(params, opt)
+        state = T.init(params, opt, flat=flat)
         for _ in range(3):
             state, _ = step(state, x)
         finals.append(state.params)

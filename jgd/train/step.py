@@ -204,21 +204,14 @@ def default_compiler_options() -> dict[str, Any]:
     return dict(COMPILER_OPTIONS.get(jax.default_backend(), {}))
 
 
-def _trace_state_test() -> Callable[[], bool] | None:
-    try:
-        from jax._src.core import trace_state_clean
-    except ImportError:  # a jax without it: XLA's defaults, the same numbers
-        return None
-    return trace_state_clean
+# Whether no jax transformation is tracing: jax has no public test. Without
+# this one, compiler options are never applied (XLA's defaults, same numbers).
+try:
+    from jax._src.core import trace_state_clean as _top_level
+except ImportError:
 
-
-_TRACE_STATE_CLEAN = _trace_state_test()
-
-
-def _top_level() -> bool:
-    """Whether no jax transformation is tracing (jax has no public test;
-    without this one, compiler options are never applied)."""
-    return _TRACE_STATE_CLEAN is not None and _TRACE_STATE_CLEAN()
+    def _top_level() -> bool:
+        return False
 
 
 def check_opt(name: str, state: TrainState) -> None:
@@ -465,7 +458,6 @@ class _Step:
     def __init__(self, fn: Callable, donate: bool, options: dict[str, Any]):
         donate_argnums = 0 if donate else ()
         self._jit = jax.jit(fn, donate_argnums=donate_argnums)
-        # jax refuses compiler options on a jit traced inside another one.
         self._top = self._jit
         if options:
             self._top = jax.jit(
@@ -497,9 +489,13 @@ class _Step:
         )
         return carry, fits[2], batch, offsets
 
+    def _jitted(self) -> Any:
+        """The jit with compiler options at top level, the plain one inside
+        another trace (jax refuses options on a nested jit)."""
+        return self._top if _top_level() else self._jit
+
     def __call__(self, state: TrainState, batch: Any):
-        fn = self._top if _top_level() else self._jit
-        return self._run(fn, state, self._args(state, batch))
+        return self._run(self._jitted(), state, self._args(state, batch))
 
     def _run(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
         try:
@@ -518,8 +514,7 @@ class _Step:
         ``memory_analysis``, ...) are jax's."""
         _check_alive(self.name, state)
         args = self._args(state, batch)
-        fn = self._top if _top_level() else self._jit
-        return _Bound(fn.lower(*args), self, args[-1])
+        return _Bound(self._jitted().lower(*args), self, args[-1])
 
 
 class _Bound:

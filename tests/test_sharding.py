@@ -71,6 +71,7 @@ OPTIMIZERS = {
 CHECKS = {  # phase: its checks
     "init": ("sharding", "shards", "device_bytes", "values"),
     "make_step": ("sharding", "shards", "device_bytes", "values"),
+    "grad_buffer": ("sharding", "shards", "values"),  # make_step keeping its gradient
     "fit": ("sharding", "shards", "values"),
     "update": ("sharding", "shards", "values"),  # bare opt.update under jax.jit
 }
@@ -235,13 +236,21 @@ def run_case(scenario, opt_name, params, batch, expected):
     b = jax.device_put(batch, batch_sharding)
     after_steps, after_fit = expected[opt_name]
 
-    def train_state(steps):
+    def train_state(steps, **step_kw):
         state = jgd.train.init(p, make_opt(), flat=True)  # packed, as a big model
         if steps:
-            step = jgd.train.make_step(loss_fn)
+            step = jgd.train.make_step(loss_fn, **step_kw)
             for _ in range(steps):
                 state, _ = step(state, b)
         s = check_state("state", state.params, state.opt_state, shardings, n_moments)
+        if step_kw:  # the kept gradient sits where the stored params do
+            kept = jax.tree.leaves(step._buffer[1])
+            stored = jax.tree.leaves(state.stored_params)
+            s[0].extend(
+                f"kept gradient {i}: {k.sharding} against the stored {x.sharding}"
+                for i, (k, x) in enumerate(zip(kept, stored, strict=True))
+                if not k.sharding.is_equivalent_to(x.sharding, x.ndim)
+            )
         return {
             "sharding": s[0],
             "shards": s[1],
@@ -282,6 +291,7 @@ def run_case(scenario, opt_name, params, batch, expected):
     phases = {
         "init": lambda: train_state(0),
         "make_step": lambda: train_state(STEPS),
+        "grad_buffer": lambda: train_state(STEPS, grad_buffer=True),
         "fit": fit,
         "update": update,
     }

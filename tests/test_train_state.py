@@ -285,10 +285,11 @@ def test_an_optax_optimizer_travels_in_the_state():
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("grad_buffer", [None, True])
 @pytest.mark.parametrize("flat", [None, False])
-def test_a_donated_state_is_refused_with_a_jgd_error(flat):
+def test_a_donated_state_is_refused_with_a_jgd_error(flat, grad_buffer):
     state = T.init(_params(), jgd.adam(1e-2), flat=flat)
-    step = T.make_step(_counting_loss()[0])
+    step = T.make_step(_counting_loss()[0], grad_buffer=grad_buffer)
     new, _ = step(state, X)
     with pytest.raises(ValueError, match=r"make_step: this TrainState was donated"):
         step(state, X)
@@ -414,6 +415,66 @@ def test_make_step_updates_donated_params_without_copying_them(flat):
         jax.tree.map(np.testing.assert_array_equal, finals[0], other)
     with pytest.raises(TypeError, match="compiler_options must be a dict"):
         T.make_step(loss, compiler_options=[("a", 1)])  # type: ignore[arg-type]
+
+
+def _pointers(tree):
+    return [x.unsafe_buffer_pointer() for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_a_kept_gradient_buffer_is_reused_and_changes_no_number(flat):
+    """With grad_buffer=True each call writes its gradient into the memory of
+    the one before (no fresh allocation, the point on CPU), called eagerly or
+    compiled ahead of time, with the same numbers bit for bit, and a new
+    learning rate still reuses the program. A state of other shapes gets a
+    buffer of its own."""
+    loss, traces = _counting_loss()
+    kept, plain = T.make_step(loss, grad_buffer=True), T.make_step(loss)
+    finals = []
+    for step in (kept, plain):
+        state = T.init(_params(), jgd.adam(1e-2), flat=flat)
+        state, _ = step(state, X)
+        first = step._buffer and _pointers(step._buffer[1])
+        state, _ = step(state.replace(opt=state.opt.replace(learning_rate=3e-3)), X)
+        compiled = step.lower(state, X).compile()
+        state, _ = compiled(state, X)
+        if step is kept:
+            assert len(traces) == 1
+            assert _pointers(step._buffer[1]) == first
+            n = len(jax.tree.leaves(state.stored_params))
+            assert len(first) == n
+        else:
+            assert step._buffer is None  # 37 floats: below the default's size
+        finals.append(state.params)
+    jax.tree.map(np.testing.assert_array_equal, *finals)
+    wide = [T.init(_params(big=16), jgd.adam(1e-2), flat=flat) for _ in range(2)]
+    for _ in range(2):
+        wide = [step(s, jnp.tile(X, 2))[0] for step, s in zip((kept, plain), wide)]
+    jax.tree.map(np.testing.assert_array_equal, wide[0].params, wide[1].params)
+    assert kept._buffer[1]["w" if not flat else next(iter(wide[0].stored_params))].shape
+
+
+def test_the_default_keeps_a_gradient_buffer_for_big_params_on_cpu(monkeypatch):
+    """None keeps one when the params reach GRAD_BUFFER_MIN_BYTES on CPU, and
+    never with donate=False or inside an outer jit."""
+    import jgd.train.step as step_module
+
+    loss = _counting_loss()[0]
+    step = T.make_step(loss)
+    step(T.init(_params(), jgd.sgd(0.1)), X)
+    assert step._buffer is None
+    monkeypatch.setattr(step_module, "GRAD_BUFFER_MIN_BYTES", 37 * 4)  # _params()
+    step = T.make_step(loss)
+    state, _ = step(T.init(_params(), jgd.sgd(0.1)), X)
+    assert (step._buffer is not None) == (jax.default_backend() == "cpu")
+    keeping = T.make_step(loss, donate=False)
+    keeping(state, X)
+    assert keeping._buffer is None
+    nested = T.make_step(loss)
+    jax.jit(nested)(state, X)
+    assert nested._buffer is None
+    with pytest.raises(TypeError, match="grad_buffer must be None, True or False"):
+        T.make_step(loss, grad_buffer="yes")  # type: ignore[arg-type]
 
 
 def test_make_step_passes_optax_extra_args_so_lbfgs_runs(x64):

@@ -32,10 +32,17 @@ Example:
 
 from jgd.train.fit import History, NonFiniteLossError, fit
 from jgd.train.layout import PACK_BELOW, PACK_MIN_LEAVES, PACK_MIN_SIZE, Layout, PerLeaf
-from jgd.train.step import COMPILER_OPTIONS, TrainState, init, make_step
+from jgd.train.step import (
+    COMPILER_OPTIONS,
+    GRAD_BUFFER_MIN_BYTES,
+    TrainState,
+    init,
+    make_step,
+)
 
 __all__ = [
     "COMPILER_OPTIONS",
+    "GRAD_BUFFER_MIN_BYTES",
     "PACK_BELOW",
     "PACK_MIN_LEAVES",
     "PACK_MIN_SIZE",

@@ -37,12 +37,23 @@ from jgd.train.layout import (
 )
 from jgd.transforms.nonfinite import LeafFlags
 
-__all__ = ["COMPILER_OPTIONS", "TrainState", "init", "make_step"]
+__all__ = [
+    "COMPILER_OPTIONS",
+    "GRAD_BUFFER_MIN_BYTES",
+    "TrainState",
+    "init",
+    "make_step",
+]
 
 # XLA:CPU copies a donated param that the backward pass still reads before
 # updating it in place; region-based live-range analysis (on by default for
 # TPU, off for CPU) proves the read comes first and drops the copy.
 COMPILER_OPTIONS = {"cpu": {"xla_cpu_copy_insertion_use_region_analysis": True}}
+
+# XLA:CPU allocates a step's temporaries afresh on every call, and glibc maps
+# any block over 32 MiB anew, so each step faults its pages in again. A
+# gradient this big is written into the last one's donated buffers instead.
+GRAD_BUFFER_MIN_BYTES = 32 * 2**20
 
 
 @register
@@ -282,12 +293,15 @@ def step_fn(
     name: str,
     grad_norm: bool,
     skip_nonfinite: bool = False,
+    grads_out: bool = False,
 ) -> Callable:
     """The step as a pure function ``(state, opt, batch, offsets) -> (state,
     metrics)`` of a state without its optimizer (``make_step`` compiles it,
-    ``fit`` scans it)."""
+    ``fit`` scans it). With ``grads_out`` it is ``(state, opt, batch,
+    offsets, buffer) -> (state, grads, metrics)``: ``buffer``, unread, is
+    there to be donated, so XLA writes the gradient into its memory."""
 
-    def step(state: TrainState, opt: Any, batch: Any, offsets: Any):
+    def step(state: TrainState, opt: Any, batch: Any, offsets: Any, *buffer: Any):
         layout = state.layout
         params = layout.view(state.stored_params, offsets)
 
@@ -327,6 +341,8 @@ def step_fn(
             metrics["grad_norm"] = tree.global_norm(grads)
         if has_aux:
             metrics["aux"] = aux
+        if grads_out:  # before the metrics, so a scalar loss takes no buffer
+            return new, layout.pin(grads), metrics
         return new, metrics
 
     return step
@@ -358,6 +374,7 @@ def make_step(
     donate: bool = True,
     skip_nonfinite: bool = False,
     compiler_options: dict[str, Any] | None = None,
+    grad_buffer: bool | None = None,
 ) -> Callable:
     """A compiled training step ``(state, batch) -> (state, metrics)``.
 
@@ -410,6 +427,13 @@ def make_step(
             region-based copy insertion, which drops XLA's copy of each
             donated param read by the backward pass (same numbers, bit for
             bit). ``{}`` compiles with XLA's defaults.
+        grad_buffer: keep the last gradient's buffers in the step and have
+            the next call (at top level, donating) write its gradient there.
+            None (default) does so on CPU when the params hold at least
+            ``jgd.train.GRAD_BUFFER_MIN_BYTES``: XLA:CPU would otherwise
+            allocate and page in that much fresh memory every step. It holds
+            one more copy of the params between steps; ``False`` never keeps
+            one, ``True`` always does.
 
     Returns:
         The jitted step (``step.lower(state, batch).compile()`` compiles it
@@ -444,8 +468,13 @@ def make_step(
             f"{name}: compiler_options must be a dict of XLA options or None; got "
             f"{type(compiler_options).__name__}."
         )
+    if grad_buffer not in (None, True, False):
+        raise TypeError(
+            f"{name}: grad_buffer must be None, True or False; got {grad_buffer!r}."
+        )
     fn = step_fn(loss_fn, has_aux, name, grad_norm, skip_nonfinite)
-    return _Step(fn, donate, compiler_options)
+    fn_g = step_fn(loss_fn, has_aux, name, grad_norm, skip_nonfinite, grads_out=True)
+    return _Step(fn, fn_g, donate, compiler_options, grad_buffer)
 
 
 class _Step:
@@ -455,7 +484,14 @@ class _Step:
 
     name = "jgd.train.make_step"
 
-    def __init__(self, fn: Callable, donate: bool, options: dict[str, Any]):
+    def __init__(
+        self,
+        fn: Callable,
+        fn_g: Callable,
+        donate: bool,
+        options: dict[str, Any],
+        grad_buffer: bool | None,
+    ):
         donate_argnums = 0 if donate else ()
         self._jit = jax.jit(fn, donate_argnums=donate_argnums)
         self._top = self._jit
@@ -463,6 +499,16 @@ class _Step:
             self._top = jax.jit(
                 fn, donate_argnums=donate_argnums, compiler_options=options
             )
+        # The buffered step: top level only, donating state and buffer.
+        self._top_g = jax.jit(
+            fn_g,
+            donate_argnums=(0, 4),
+            keep_unused=True,
+            compiler_options=options or None,
+        )
+        self._grad_buffer = grad_buffer if donate else False
+        self._buffer: Any = None  # (signature, the last gradient)
+        self._wants: Any = None  # (layout, whether its states get a buffer)
         self._fits: Any = None  # the last optimizer found to fit its layout
 
     def _args(self, state: TrainState, batch: Any, offsets: Any = None) -> tuple:
@@ -494,8 +540,37 @@ class _Step:
         another trace (jax refuses options on a nested jit)."""
         return self._top if _top_level() else self._jit
 
+    def _buffered(self, state: TrainState) -> bool:
+        """Whether this call writes the gradient into a kept buffer."""
+        if self._grad_buffer is not None or not _top_level():
+            return bool(self._grad_buffer) and _top_level()
+        wants = self._wants
+        if wants is None or wants[0] is not state.layout:
+            leaves = jax.tree.leaves(state.stored_params)
+            big = sum(x.nbytes for x in leaves) >= GRAD_BUFFER_MIN_BYTES and all(
+                d.platform == "cpu" for x in leaves for d in x.devices()
+            )
+            self._wants = wants = (state.layout, big)
+        return wants[1]
+
+    def _take_buffer(self, state: TrainState) -> Any:
+        """The kept gradient if it matches the state's stored params (shapes,
+        dtypes, shardings), else zeros; taken, so a failed call loses it."""
+        held, self._buffer = self._buffer, None
+        sig = _signature(state.stored_params)
+        if held is not None and held[0] == sig:
+            return sig, held[1]
+        zeros = jax.tree.map(
+            lambda x: jnp.zeros(x.shape, x.dtype, device=x.sharding),
+            state.stored_params,
+        )
+        return sig, zeros
+
     def __call__(self, state: TrainState, batch: Any):
-        return self._run(self._jitted(), state, self._args(state, batch))
+        args = self._args(state, batch)
+        if self._buffered(state):
+            return self._run_buffered(self._top_g, state, args)
+        return self._run(self._jitted(), state, args)
 
     def _run(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
         try:
@@ -508,27 +583,53 @@ class _Step:
             raise
         return new.replace(opt=state.opt), metrics
 
+    def _run_buffered(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
+        sig, buffer = self._take_buffer(state)
+        try:
+            new, grads, metrics = fn(*args, buffer)
+        except (ValueError, RuntimeError):
+            _check_alive(self.name, state)
+            raise
+        self._buffer = (sig, grads)
+        return new.replace(opt=state.opt), metrics
+
     def lower(self, state: TrainState, batch: Any) -> _Bound:
         """Ahead-of-time lowering, as ``jax.jit(f).lower``: ``.compile()``
         gives a callable ``(state, batch)``; other attributes (``as_text``,
         ``memory_analysis``, ...) are jax's."""
         _check_alive(self.name, state)
         args = self._args(state, batch)
-        return _Bound(self._jitted().lower(*args), self, args[-1])
+        if self._buffered(state):
+            abstract = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                state.stored_params,
+            )
+            return _Bound(self._top_g.lower(*args, abstract), self, args[-1], True)
+        return _Bound(self._jitted().lower(*args), self, args[-1], False)
+
+
+def _signature(tree: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves)
 
 
 class _Bound:
     """A jax ``Lowered`` or ``Compiled`` step, called as ``(state, batch)``
-    with the offsets it was lowered with."""
+    with the offsets it was lowered with (and the step's kept gradient
+    buffer, when it was lowered with one)."""
 
-    def __init__(self, inner: Any, step: _Step, offsets: Any):
+    def __init__(self, inner: Any, step: _Step, offsets: Any, buffered: bool):
         self._inner, self._step, self._offsets = inner, step, offsets
+        self._buffered = buffered
 
     def compile(self, *args, **kwargs) -> _Bound:
-        return _Bound(self._inner.compile(*args, **kwargs), self._step, self._offsets)
+        inner = self._inner.compile(*args, **kwargs)
+        return _Bound(inner, self._step, self._offsets, self._buffered)
 
     def __call__(self, state: TrainState, batch: Any):
         args = self._step._args(state, batch, self._offsets)
+        if self._buffered:
+            return self._step._run_buffered(self._inner, state, args)
         return self._step._run(self._inner, state, args)
 
     def __getattr__(self, name: str) -> Any:

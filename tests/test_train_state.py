@@ -454,6 +454,43 @@ def test_a_kept_gradient_buffer_is_reused_and_changes_no_number(flat):
     assert kept._buffer[1]["w" if not flat else next(iter(wide[0].stored_params))].shape
 
 
+@pytest.mark.parametrize("grad_buffer", [False, True])
+def test_a_step_that_fails_while_running_says_so_and_loses_only_its_state(
+    grad_buffer,
+):
+    """A failure inside the step (here a host callback raising) is reported
+    as that, with the donated state gone (not as a state passed twice), and
+    takes the kept gradient with it; the next call on a fresh state makes a
+    new one and gives the plain step's numbers."""
+    fail = [False]
+
+    def check():
+        if fail[0]:
+            raise RuntimeError("boom")
+
+    def loss(p, x):
+        jax.debug.callback(check)
+        return jnp.mean((x @ p["w"] + p["b"][None, :]) ** 2) + p["s"] ** 2
+
+    kept, plain = T.make_step(loss, grad_buffer=grad_buffer), T.make_step(loss)
+    state, _ = kept(T.init(_params(), jgd.adam(1e-2)), X)
+    fail[0] = True
+    with pytest.raises(
+        ValueError, match=r"make_step: the step failed while running"
+    ) as err:
+        kept(state, X)
+    assert "boom" in str(err.value) and err.value.__cause__ is not None
+    assert kept._buffer is None
+    with pytest.raises(ValueError, match=r"make_step: this TrainState was donated"):
+        kept(state, X)
+    fail[0] = False
+    ours, ref = T.init(_params(), jgd.adam(1e-2)), T.init(_params(), jgd.adam(1e-2))
+    for _ in range(2):
+        ours, ref = kept(ours, X)[0], plain(ref, X)[0]
+    assert (kept._buffer is not None) == grad_buffer
+    jax.tree.map(np.testing.assert_array_equal, ours.params, ref.params)
+
+
 def test_the_default_keeps_a_gradient_buffer_for_big_params_on_cpu(monkeypatch):
     """None keeps one when the params reach GRAD_BUFFER_MIN_BYTES on CPU, and
     never with donate=False or inside an outer jit."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -193,17 +194,35 @@ def init(
     return TrainState(stored, opt_state, jnp.zeros([], jnp.int32), opt, layout)
 
 
-def _check_alive(name: str, state: TrainState) -> None:
+def _check_alive(
+    name: str, state: TrainState, failure: Exception | None = None
+) -> None:
     """Refuse a state whose buffers a donating step has consumed (reusing
-    them crashes XLA on some backends, and says nothing useful on others)."""
+    them crashes XLA on some backends, and says nothing useful on others).
+    ``failure``: the error of a step just called with ``state``; unless jax
+    refused the state's deleted buffers, that step consumed them itself."""
     for x in jax.tree.leaves((state.stored_params, state.stored_opt_state)):
         if isinstance(x, jax.Array) and not _traced(x) and x.is_deleted():
+            if failure is not None and not _DELETED.search(str(failure)):
+                raise ValueError(
+                    f"{name}: the step failed while running "
+                    f"({type(failure).__name__}: {failure}), after this "
+                    "TrainState's buffers were donated to it: the state is "
+                    "gone. Where you must recover, keep a copy "
+                    "(jax.tree.map(jnp.copy, state)) or pass make_step(..., "
+                    "donate=False)."
+                ) from failure
             raise ValueError(
                 f"{name}: this TrainState was donated to a step, which consumed "
                 "its buffers. Use the state that step returned "
                 "(state, metrics = step(state, batch)), or make_step(..., "
                 "donate=False) to keep old states."
             )
+
+
+# How jax refuses a deleted buffer ("Buffer has been deleted or donated",
+# "Array has been deleted").
+_DELETED = re.compile(r"deleted|donated", re.IGNORECASE)
 
 
 def _traced(x: Any) -> bool:
@@ -408,9 +427,10 @@ def make_step(
         donate: the step donates the old state's buffers (default), so its
             params and optimizer state are updated in place; use only the
             returned state. A state passed again raises a ValueError. If the
-            step fails while running, the donated state is gone with it: keep
-            a copy (``jax.tree.map(jnp.copy, state)``) or pass
-            ``donate=False`` (twice the memory) where you must recover.
+            step fails while running, the donated state is gone with it (a
+            ValueError says so, raised from the failure): keep a copy
+            (``jax.tree.map(jnp.copy, state)``) or pass ``donate=False``
+            (twice the memory) where you must recover.
         skip_nonfinite: skip a step whose loss or gradient holds a NaN or an
             Inf: params, optimizer state and ``state.step`` stay as they were,
             bit for bit (a select on the device: no host sync, no retry).
@@ -575,11 +595,11 @@ class _Step:
     def _run(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
         try:
             new, metrics = fn(*args)
-        except (ValueError, RuntimeError):
+        except (ValueError, RuntimeError) as e:
             # jax refuses deleted buffers before running anything; checking
             # every leaf up front would cost each call more than the step's
             # own dispatch on a model of many leaves.
-            _check_alive(self.name, state)
+            _check_alive(self.name, state, e)
             raise
         return new.replace(opt=state.opt), metrics
 
@@ -587,8 +607,8 @@ class _Step:
         sig, buffer = self._take_buffer(state)
         try:
             new, grads, metrics = fn(*args, buffer)
-        except (ValueError, RuntimeError):
-            _check_alive(self.name, state)
+        except (ValueError, RuntimeError) as e:
+            _check_alive(self.name, state, e)
             raise
         self._buffer = (sig, grads)
         return new.replace(opt=state.opt), metrics

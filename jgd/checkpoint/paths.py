@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jgd.train.layout import Layout
-from jgd.train.step import TrainState
+from jgd.train.state import TrainState
 
 __all__ = ["Leaf", "flatten", "leaves", "nest", "user_trees"]
 

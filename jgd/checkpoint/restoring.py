@@ -17,7 +17,7 @@ from jgd.checkpoint import disk
 from jgd.checkpoint.matching import plan
 from jgd.checkpoint.paths import Leaf, flatten, leaves, nest, user_trees
 from jgd.train.layout import Layout, PerLeaf
-from jgd.train.step import TrainState
+from jgd.train.state import TrainState
 
 __all__ = ["Restored", "restore"]
 

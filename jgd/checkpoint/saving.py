@@ -13,7 +13,7 @@ import numpy as np
 
 from jgd.checkpoint import disk
 from jgd.checkpoint.paths import Leaf, leaves, nest, user_trees
-from jgd.train.step import TrainState
+from jgd.train.state import TrainState
 
 __all__ = ["save"]
 

@@ -32,13 +32,8 @@ Example:
 
 from jgd.train.fit import History, NonFiniteLossError, fit
 from jgd.train.layout import PACK_BELOW, PACK_MIN_LEAVES, PACK_MIN_SIZE, Layout, PerLeaf
-from jgd.train.step import (
-    COMPILER_OPTIONS,
-    GRAD_BUFFER_MIN_BYTES,
-    TrainState,
-    init,
-    make_step,
-)
+from jgd.train.state import TrainState, init
+from jgd.train.step import COMPILER_OPTIONS, GRAD_BUFFER_MIN_BYTES, make_step
 
 __all__ = [
     "COMPILER_OPTIONS",

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd.base import check_int
-from jgd.train.step import default_compiler_options, init, step_fn
+from jgd.train.state import init
+from jgd.train.step import default_compiler_options, step_fn
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 

@@ -460,7 +460,7 @@ def _takes_schedule(field: dataclasses.Field) -> bool:
 
 
 def _train_state(x: Any) -> bool:
-    module = sys.modules.get("jgd.train.step")  # loaded if a TrainState exists
+    module = sys.modules.get("jgd.train.state")  # loaded if a TrainState exists
     return module is not None and isinstance(x, module.TrainState)
 
 

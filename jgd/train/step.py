@@ -362,15 +362,11 @@ class _Step:
         )
         return carry, fits[2], batch, offsets
 
-    def _jitted(self) -> Any:
-        """The jit with compiler options at top level, the plain one inside
-        another trace (jax refuses options on a nested jit)."""
-        return self._top if _top_level() else self._jit
-
     def _buffered(self, state: TrainState) -> bool:
-        """Whether this call writes the gradient into a kept buffer."""
-        if self._grad_buffer is not None or not _top_level():
-            return bool(self._grad_buffer) and _top_level()
+        """At top level: whether this call writes the gradient into a kept
+        buffer."""
+        if self._grad_buffer is not None:
+            return self._grad_buffer
         wants = self._wants
         if wants is None or wants[0] is not state.layout:
             leaves = jax.tree.leaves(state.stored_params)
@@ -393,31 +389,37 @@ class _Step:
         )
         return sig, zeros
 
+    def _pick(self, state: TrainState) -> tuple[Any, bool]:
+        """The jit for this call and whether it takes the kept buffer: compiler
+        options and the buffer only at top level (jax refuses options on a
+        nested jit)."""
+        if not _top_level():
+            return self._jit, False
+        if self._buffered(state):
+            return self._top_g, True
+        return self._top, False
+
     def __call__(self, state: TrainState, batch: Any):
         args = self._args(state, batch)
-        if self._buffered(state):
-            return self._run_buffered(self._top_g, state, args)
-        return self._run(self._jitted(), state, args)
+        return self._run(*self._pick(state), state, args)
 
-    def _run(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
+    def _run(self, fn: Callable, buffered: bool, state: TrainState, args: tuple):
+        if buffered:
+            sig, buffer = self._take_buffer(state)
+            args = (*args, buffer)
         try:
-            new, metrics = fn(*args)
+            out = fn(*args)
         except (ValueError, RuntimeError) as e:
             # jax refuses deleted buffers before running anything; checking
             # every leaf up front would cost each call more than the step's
             # own dispatch on a model of many leaves.
             check_alive(self.name, state, e)
             raise
-        return new.replace(opt=state.opt), metrics
-
-    def _run_buffered(self, fn: Callable, state: TrainState, args: tuple) -> tuple:
-        sig, buffer = self._take_buffer(state)
-        try:
-            new, grads, metrics = fn(*args, buffer)
-        except (ValueError, RuntimeError) as e:
-            check_alive(self.name, state, e)
-            raise
-        self._buffer = (sig, grads)
+        if buffered:
+            new, grads, metrics = out
+            self._buffer = (sig, grads)
+        else:
+            new, metrics = out
         return new.replace(opt=state.opt), metrics
 
     def lower(self, state: TrainState, batch: Any) -> _Bound:
@@ -426,13 +428,10 @@ class _Step:
         ``memory_analysis``, ...) are jax's."""
         check_alive(self.name, state)
         args = self._args(state, batch)
-        if self._buffered(state):
-            abstract = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-                state.stored_params,
-            )
-            return _Bound(self._top_g.lower(*args, abstract), self, args[-1], True)
-        return _Bound(self._jitted().lower(*args), self, args[-1], False)
+        fn, buffered = self._pick(state)
+        # The stored params stand in for the buffer: same shapes and shardings.
+        lowered = fn.lower(*args, state.stored_params) if buffered else fn.lower(*args)
+        return _Bound(lowered, self, args[-1], buffered)
 
 
 def _signature(tree: Any) -> tuple:
@@ -455,9 +454,7 @@ class _Bound:
 
     def __call__(self, state: TrainState, batch: Any):
         args = self._step._args(state, batch, self._offsets)
-        if self._buffered:
-            return self._step._run_buffered(self._inner, state, args)
-        return self._step._run(self._inner, state, args)
+        return self._step._run(self._inner, self._buffered, state, args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
